@@ -1,0 +1,244 @@
+"""The Faust application: topics, the customer table, the agents, the timer and web pages.
+
+Two agents, co-partitioned by customer:
+
+- ``ingest`` reads ``events.clickstream`` and ``events.service`` as raw bytes, decodes and
+  validates them with the pure core, sends rejects to ``events.deadletter`` (raw bytes,
+  reason, source topic/partition/offset) and forwards valid events to
+  ``customer-events`` keyed by customer, so every later step is per-customer local.
+- ``decide`` reads ``customer-events``, folds each event into the customer's state
+  (written back once, as bytes), asks the policy for the next best action and emits it
+  on ``actions`` only when it changes.
+
+A timer sends "tick" messages through ``customer-events`` for customers whose pending
+decision is due (a cart left alone), so a customer who simply leaves is decided too, by
+the worker that owns the partition and through the same single-writer path.
+"""
+
+from __future__ import annotations
+
+import base64
+import heapq
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from agents.metrics import Metrics
+from agents.settings import Settings
+from pipeline.events import Decoder, Event, Rejected, format_time
+from pipeline.policy import Decision, Trigger, decide, due_at
+from pipeline.state import CustomerState, apply
+
+__all__ = ["Baton", "create_app"]
+
+RESCAN_EVERY_S = 60.0
+
+
+@dataclass
+class _Due:
+    """Customers whose decision falls due later: a heap with lazy deletion."""
+
+    heap: list[tuple[float, bytes]] = field(default_factory=list)
+    when: dict[bytes, float] = field(default_factory=dict)
+
+    def set(self, key: bytes, due: float | None) -> None:
+        if due is None:
+            self.when.pop(key, None)
+        elif self.when.get(key) != due:
+            self.when[key] = due
+            heapq.heappush(self.heap, (due, key))
+
+    def pop_due(self, now: float) -> list[bytes]:
+        out = []
+        while self.heap and self.heap[0][0] <= now:
+            due, key = heapq.heappop(self.heap)
+            if self.when.get(key) == due:
+                del self.when[key]
+                out.append(key)
+        return out
+
+
+def _broker_urls(bootstrap: str) -> list[str]:
+    return [f"kafka://{h.strip()}" for h in bootstrap.split(",") if h.strip()]
+
+
+def _credentials(s: Settings) -> Any:
+    ctx = s.ssl_context()
+    if s.security_protocol.startswith("SASL"):
+        password = s.sasl_password.get_secret_value() if s.sasl_password else None
+        return faust.SASLCredentials(
+            username=s.sasl_username, password=password, mechanism=s.sasl_mechanism, ssl_context=ctx
+        )
+    return faust.SSLCredentials(ctx) if ctx is not None else None
+
+
+class Baton:
+    """The worker's Faust app with its topics, table, agents and metrics."""
+
+    def __init__(self, settings: Settings, registry: CollectorRegistry | None = None) -> None:
+        s = self.settings = settings
+        self.registry = registry or CollectorRegistry()
+        self.metrics = Metrics.create(self.registry)
+        self.decoder = Decoder(s.decode_config())
+        self.state_cfg, self.policy_cfg = s.state_config(), s.policy_config()
+        self.due = _Due()
+        self._last_rescan = 0.0
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        self.app = faust.App(
+            s.group_id,
+            broker=_broker_urls(s.kafka_bootstrap),
+            broker_credentials=_credentials(s),
+            store="rocksdb://" if s.store == "rocksdb" else "memory://",
+            datadir=str(s.data_dir / s.group_id),
+            topic_partitions=s.partitions,
+            topic_replication_factor=s.replication_factor,
+            key_serializer="raw",
+            value_serializer="raw",
+            web_host=s.web_host,
+            web_bind=s.web_host,
+            web_port=s.web_port,
+            autodiscover=False,
+            consumer_auto_offset_reset="earliest",
+            producer_acks=-1,
+        )
+        self._declare()
+
+    def _declare(self) -> None:
+        s, app = self.settings, self.app
+        self.sources = app.topic(s.topic("events.clickstream"), s.topic("events.service"))
+        self.deadletter = app.topic(s.topic("events.deadletter"))
+        self.customer_events = app.topic(s.topic("customer-events"), partitions=s.partitions)
+        self.actions = app.topic(s.topic("actions"))
+        self.customers = app.Table("customers", default=None, partitions=s.partitions)
+        app.agent(self.sources, name="ingest")(self._ingest)
+        app.agent(self.customer_events, name="decide")(self._decide)
+        app.timer(s.timer_interval_s)(self._sweep)
+        app.page("/metrics")(self._view(self._metrics_page))
+        app.page("/health")(self._view(self._health_page))
+
+    # -- ingest -----------------------------------------------------------------------------
+    async def _ingest(self, stream: faust.StreamT[bytes]) -> None:
+        async for ev in stream.events():
+            msg, now = ev.message, time.time()
+            self.metrics.received.labels(msg.topic).inc()
+            result = self.decoder.decode(ev.value, now)
+            src = (msg.topic, msg.partition, msg.offset)
+            if isinstance(result, Rejected):
+                await self._dead(ev.key, ev.value, result, src, now)
+                continue
+            body = {"received_at": now, "src": src, "event": result.to_dict()}
+            await self.customer_events.send(key=result.key.encode(), value=orjson.dumps(body))
+
+    async def _dead(
+        self, key: bytes | None, raw: bytes, why: Rejected, src: tuple[str, int, int], now: float
+    ) -> None:
+        self.metrics.deadletters.labels(why.reason).inc()
+        envelope = {
+            "schema_version": 1,
+            "reason": why.reason,
+            "detail": why.detail,
+            "source": {"topic": src[0], "partition": src[1], "offset": src[2]},
+            "event_id": why.event_id,
+            "raw_base64": base64.b64encode(raw).decode(),
+            "received_at": format_time(now),
+        }
+        await self.deadletter.send(key=key, value=orjson.dumps(envelope))
+
+    # -- decide -----------------------------------------------------------------------------
+    async def _decide(self, stream: faust.StreamT[bytes]) -> None:
+        async for ev in stream.events():
+            key, doc = ev.key, orjson.loads(ev.value)
+            raw_state = self.customers.get(key)
+            state = CustomerState.from_dict(orjson.loads(raw_state)) if raw_state else None
+            if "tick" in doc:
+                if state is None:
+                    continue
+                decision = decide(state, doc["tick"], Trigger("timer"), self.policy_cfg)
+                if decision.action is None:
+                    self.due.set(key, due_at(state, self.policy_cfg))
+                    continue
+            else:
+                decision = await self._on_event(key, doc, state)
+                if decision is None:
+                    continue
+            await self._commit(key, decision, doc["received_at"])
+
+    async def _on_event(
+        self, key: bytes, doc: dict[str, Any], state: CustomerState | None
+    ) -> Decision | None:
+        event = Event.from_dict(doc["event"])
+        applied = apply(state, event, self.state_cfg)
+        if applied.duplicate:
+            why = Rejected("duplicate", "event_id already applied to this customer", event.event_id)
+            await self._dead(
+                key,
+                orjson.dumps(doc["event"]),
+                why,
+                tuple(doc["src"]),  # type: ignore[arg-type]
+                time.time(),
+            )
+            return None
+        self.metrics.events.labels(event.event_type).inc()
+        trigger = Trigger("event", event.event_id)
+        return decide(applied.state, event.event_time, trigger, self.policy_cfg)
+
+    async def _commit(self, key: bytes, decision: Decision, received_at: float) -> None:
+        if decision.action is not None:
+            action = decision.action
+            await self.actions.send(key=key, value=orjson.dumps(action.to_dict()))
+            self.metrics.actions.labels(action.action).inc()
+            self.metrics.decision_latency.observe(max(0.0, time.time() - received_at))
+        self.customers[key] = orjson.dumps(decision.state.to_dict())
+        self.due.set(key, due_at(decision.state, self.policy_cfg))
+
+    # -- timer ------------------------------------------------------------------------------
+    async def _sweep(self) -> None:
+        now = time.time()
+        if now - self._last_rescan >= RESCAN_EVERY_S and not self.app.rebalancing:
+            self._rescan()
+            self._last_rescan = now
+        for key in self.due.pop_due(now):
+            body = {"tick": now, "received_at": now}
+            await self.customer_events.send(key=key, value=orjson.dumps(body))
+
+    def _rescan(self) -> None:
+        """Rebuild the due list from the table (after a restart or a rebalance)."""
+        n = 0
+        for key, raw in self.customers.items():
+            n += 1
+            if raw:
+                self.due.set(
+                    key, due_at(CustomerState.from_dict(orjson.loads(raw)), self.policy_cfg)
+                )
+        self.metrics.customers.set(n)
+
+    # -- web --------------------------------------------------------------------------------
+    @staticmethod
+    def _view(handler: Any) -> Any:
+        """Faust calls a page as ``get(view, request)``; adapt a bound method to that."""
+
+        async def get(view: Any, request: Any) -> Any:
+            return await handler(view, request)
+
+        get.__name__ = handler.__name__
+        return get
+
+    async def _metrics_page(self, web: Any, request: Any) -> Any:
+        return web.bytes(
+            generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+
+    async def _health_page(self, web: Any, request: Any) -> Any:
+        ready = bool(self.app.assignor.assigned_actives()) and not self.app.rebalancing
+        return web.json(
+            {"ready": ready, "rebalancing": self.app.rebalancing}, status=200 if ready else 503
+        )
+
+
+def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> Baton:
+    """Build the worker's app from settings (nothing is started)."""
+    return Baton(settings, registry)

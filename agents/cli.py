@@ -1,0 +1,136 @@
+"""The ``baton`` command: worker, local broker, topics, demo, simulator.
+
+Each command reads its configuration from ``BATON_*`` variables (see ``Settings``);
+flags override the few things one changes per run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from agents.settings import Settings
+
+__all__ = ["main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Baton: real-time next-best-action decisioning on Kafka.
+
+    Configuration comes from BATON_* environment variables (BATON_KAFKA_BOOTSTRAP,
+    BATON_TOPIC_PREFIX, ...); see the README.
+    """
+
+
+@main.command()
+@click.option(
+    "--create-topics/--no-create-topics",
+    default=True,
+    show_default=True,
+    help="Create missing Baton topics before starting.",
+)
+def worker(create_topics: bool) -> None:
+    """Run the production worker against the Kafka in BATON_KAFKA_BOOTSTRAP.
+
+    Consumes the event topics, keeps per-customer state, emits next-best actions and
+    serves /metrics and /health on BATON_WEB_HOST:BATON_WEB_PORT.
+    """
+    import faust
+
+    from agents.app import create_app
+    from agents.topics import create_topics as make_topics
+
+    settings = Settings()
+    if create_topics:
+        asyncio.run(make_topics(settings))
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    baton = create_app(settings)
+    faust.Worker(baton.app, loglevel=settings.log_level.upper()).execute_from_commandline()
+
+
+@main.command()
+@click.option("--port", type=int, default=None, help="Client port (default: a free one).")
+@click.option(
+    "--dir",
+    "workdir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Data directory to keep between runs (default: a temporary one).",
+)
+def broker(port: int | None, workdir: Path | None) -> None:
+    """Run a local single-node Apache Kafka (KRaft) in the foreground on 127.0.0.1.
+
+    Prints its bootstrap address; Ctrl-C stops it.
+    """
+    from agents.localkafka import LocalKafka
+
+    kafka = LocalKafka(workdir=workdir, port=port)
+    click.echo(f"starting Apache Kafka {kafka.version} (log: {kafka.log_path}) ...", err=True)
+    bootstrap = kafka.start()
+    click.echo(bootstrap)
+    click.echo(f"export BATON_KAFKA_BOOTSTRAP={bootstrap}   # Ctrl-C to stop", err=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        while kafka.proc is not None and kafka.proc.poll() is None:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        kafka.cleanup()
+
+
+@main.group()
+def topics() -> None:
+    """Manage Baton's topics on the cluster in BATON_KAFKA_BOOTSTRAP."""
+
+
+@topics.command("create")
+def topics_create() -> None:
+    """Create every Baton topic that is missing, with partitions, retention and cleanup policy."""
+    from agents.topics import TOPICS, create_topics
+
+    settings = Settings()
+    made = set(asyncio.run(create_topics(settings)))
+    for t in TOPICS:
+        state = "created" if t.name in made else "exists"
+        click.echo(f"{settings.topic(t.name):40} {state:8} {t.cleanup:8} {t.description}")
+
+
+@main.command()
+@click.option("--duration", type=float, default=60.0, show_default=True, help="Seconds to run.")
+@click.option("--customers", type=int, default=300, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+def demo(duration: float, customers: int, seed: int) -> None:
+    """Local demo: start Kafka, topics and a worker; feed simulated shoppers; print a summary.
+
+    Uses the Kafka in BATON_KAFKA_BOOTSTRAP if set, else starts a local broker. Stops
+    everything it started at the end of --duration or on Ctrl-C.
+    """
+    from agents.demo import run_demo
+
+    sys.exit(run_demo(duration=duration, customers=customers, seed=seed))
+
+
+@main.command()
+@click.option("--duration", type=float, default=60.0, show_default=True, help="Seconds to run.")
+@click.option("--customers", type=int, default=300, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option(
+    "--bad-share", type=float, default=0.02, show_default=True, help="Share of malformed messages."
+)
+def simulate(duration: float, customers: int, seed: int, bad_share: float) -> None:
+    """Produce simulated shopper traffic into BATON_KAFKA_BOOTSTRAP in real time."""
+    from agents.demo import simulate as run
+
+    n = asyncio.run(run(Settings(), duration, customers, seed, bad_share))
+    click.echo(f"produced {n} messages")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""Every Prometheus metric of the worker, declared in one place (STYLE 14).
+
+``Metrics.create(registry)`` builds them on an injected registry, so tests and several
+apps in one process never collide. The pure core returns reason codes; the agents
+record them here. Label sets are bounded: event types and reasons come from closed
+lists in ``schemas``/``pipeline``, actions from the playbook.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = ["LATENCY_BUCKETS", "Metrics"]
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    received: Counter
+    events: Counter
+    deadletters: Counter
+    actions: Counter
+    decision_latency: Histogram
+    customers: Gauge
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry, prefix: str = "baton") -> Metrics:
+        return cls(
+            received=Counter(
+                f"{prefix}_messages_received",
+                "Raw messages read from input topics.",
+                ["topic"],
+                registry=registry,
+            ),
+            events=Counter(
+                f"{prefix}_events_processed",
+                "Valid events applied to customer state.",
+                ["type"],
+                registry=registry,
+            ),
+            deadletters=Counter(
+                f"{prefix}_deadletters",
+                "Messages sent to the dead-letter topic.",
+                ["reason"],
+                registry=registry,
+            ),
+            actions=Counter(
+                f"{prefix}_actions", "Next-best actions emitted.", ["action"], registry=registry
+            ),
+            decision_latency=Histogram(
+                f"{prefix}_decision_latency_seconds",
+                "Time from an event (or timer tick) being received to its action being sent.",
+                buckets=LATENCY_BUCKETS,
+                registry=registry,
+            ),
+            customers=Gauge(
+                f"{prefix}_customers_in_state",
+                "Customers held in this worker's state table.",
+                registry=registry,
+            ),
+        )

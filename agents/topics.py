@@ -1,0 +1,80 @@
+"""Every Baton topic, with its partitions, retention and cleanup policy, and their creation.
+
+Names are ``<prefix><name>`` (default prefix ``baton.``). Topics keyed by customer share
+one partition count (STYLE 4) so state, its changelog and its inputs stay co-partitioned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from agents.settings import Settings
+
+__all__ = ["TOPICS", "TopicSpec", "create_topics"]
+
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    description: str
+    cleanup: str = "delete"
+    retention_ms: int = 7 * DAY_MS
+
+    def config(self) -> dict[str, str]:
+        cfg = {"cleanup.policy": self.cleanup}
+        if self.cleanup == "delete":
+            cfg["retention.ms"] = str(self.retention_ms)
+        return cfg
+
+
+TOPICS: tuple[TopicSpec, ...] = (
+    TopicSpec("events.clickstream", "web/app events in (schemas/event.v1.json)"),
+    TopicSpec("events.service", "service-system events in (schemas/event.v1.json)"),
+    TopicSpec(
+        "events.deadletter",
+        "rejected input with reason and raw bytes (deadletter.v1)",
+        retention_ms=30 * DAY_MS,
+    ),
+    TopicSpec(
+        "customer-events", "internal: validated events re-keyed by customer", retention_ms=DAY_MS
+    ),
+    TopicSpec("actions", "next-best actions out, keyed by customer (action.v1)"),
+    TopicSpec("feedback", "channel responses in: impression, click, accept, dismiss, convert"),
+    TopicSpec("training-examples", "internal: labelled feature snapshots for learning"),
+    TopicSpec("models", "model snapshots, newest per model", cleanup="compact"),
+    TopicSpec("playbook", "playbook versions, newest wins", cleanup="compact"),
+)
+
+
+async def create_topics(
+    settings: Settings, admin_kwargs: dict[str, Any] | None = None
+) -> list[str]:
+    """Create every topic that does not exist yet; returns the names created."""
+    admin = AIOKafkaAdminClient(**settings.client_kwargs(), **(admin_kwargs or {}))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        new = [
+            NewTopic(
+                settings.topic(t.name),
+                settings.partitions,
+                settings.replication_factor,
+                topic_configs=t.config(),
+            )
+            for t in TOPICS
+            if settings.topic(t.name) not in existing
+        ]
+        if new:
+            try:
+                await admin.create_topics(new)
+            except TopicAlreadyExistsError:  # raced with another creator: fine
+                pass
+        return [t.name for t in new]
+    finally:
+        await admin.close()

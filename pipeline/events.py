@@ -1,0 +1,193 @@
+"""Decoding and validation of incoming events: bytes in, an ``Event`` or a ``Rejected`` out.
+
+Poison messages are data (STYLE 8): nothing here raises on bad input. Every rejection
+carries a reason code from a closed set (``REASONS``), which becomes a metric label and
+the ``reason`` field of the dead-letter envelope, and a detail string for humans.
+
+    >>> dec = Decoder(DecodeConfig())
+    >>> dec.decode(b"{nope", now=0.0).reason
+    'malformed_json'
+    >>> raw = b'{"event_id":"e1","schema_version":1,"event_type":"login",'
+    >>> raw += b'"event_time":"1970-01-01T00:00:10Z","customer_id":"c1"}'
+    >>> ev = dec.decode(raw, now=10.0)
+    >>> (ev.event_type, ev.key, ev.event_time)
+    ('login', 'c1', 10.0)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import jsonschema_rs
+import orjson
+
+import schemas
+
+__all__ = ["REASONS", "DecodeConfig", "Decoder", "Event", "Rejected", "format_time", "parse_time"]
+
+REASONS: Final = (
+    "oversized",
+    "malformed_json",
+    "not_an_object",
+    "unsupported_schema_version",
+    "unknown_event_type",
+    "schema_violation",
+    "bad_timestamp",
+    "too_late",
+    "future_timestamp",
+    "duplicate",
+)
+
+SUPPORTED_SCHEMA_VERSIONS: Final = frozenset({1})
+_MAX_DETAIL: Final = 300
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeConfig:
+    """Limits applied at the edge.
+
+    Attributes:
+        max_bytes: larger messages are rejected before parsing (``oversized``).
+        max_future_s: event times further ahead of the worker's clock are ``future_timestamp``.
+        max_lateness_s: event times further behind are ``too_late``.
+    """
+
+    max_bytes: int = 64 * 1024
+    max_future_s: float = 600.0
+    max_lateness_s: float = 7 * 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A valid customer event. ``event_time`` is seconds since the epoch (UTC)."""
+
+    event_id: str
+    event_type: str
+    event_time: float
+    customer_id: str | None
+    anonymous_id: str | None
+    properties: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """The id that state is kept under (identity stitching comes later)."""
+        return self.customer_id or self.anonymous_id or ""
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Event:
+        """Rebuild from ``to_dict`` output (already validated upstream; internal topics only)."""
+        return cls(
+            event_id=d["event_id"],
+            event_type=d["event_type"],
+            event_time=parse_time(d["event_time"]) or 0.0,
+            customer_id=d.get("customer_id"),
+            anonymous_id=d.get("anonymous_id"),
+            properties=d.get("properties") or {},
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The wire form, as in ``schemas/event.v1.json``."""
+        out: dict[str, Any] = {
+            "event_id": self.event_id,
+            "schema_version": 1,
+            "event_type": self.event_type,
+            "event_time": format_time(self.event_time, "microseconds"),
+            "properties": dict(self.properties),
+        }
+        if self.customer_id is not None:
+            out["customer_id"] = self.customer_id
+        if self.anonymous_id is not None:
+            out["anonymous_id"] = self.anonymous_id
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """Why a message could not be used. ``reason`` is one of ``REASONS``."""
+
+    reason: str
+    detail: str
+    event_id: str | None = None
+
+
+def parse_time(text: str) -> float | None:
+    """RFC 3339 text with a zone to epoch seconds, or None.
+
+    >>> parse_time("1970-01-01T01:00:00+01:00")
+    0.0
+    >>> parse_time("1970-01-01T00:00:00") is None  # no zone: ambiguous
+    True
+    """
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        return None
+    return dt.timestamp()
+
+
+def format_time(ts: float, timespec: str = "milliseconds") -> str:
+    """Epoch seconds to RFC 3339 UTC text (milliseconds unless told otherwise).
+
+    >>> format_time(0.25)
+    '1970-01-01T00:00:00.250Z'
+    """
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec=timespec).replace("+00:00", "Z")
+
+
+class Decoder:
+    """Turns raw bytes into events. Build once: the schema is compiled here."""
+
+    __slots__ = ("_cfg", "_types", "_validator")
+
+    def __init__(self, cfg: DecodeConfig) -> None:
+        doc = schemas.load("event.v1")
+        self._cfg = cfg
+        self._validator = jsonschema_rs.validator_for(doc, validate_formats=True)
+        self._types = frozenset(doc["properties"]["event_type"]["enum"])
+
+    def decode(self, raw: bytes, now: float) -> Event | Rejected:
+        """Decode one message; ``now`` is the worker's clock in epoch seconds."""
+        if len(raw) > self._cfg.max_bytes:
+            return Rejected("oversized", f"{len(raw)} bytes > limit {self._cfg.max_bytes}")
+        try:
+            doc = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            return Rejected("malformed_json", str(exc))
+        if not isinstance(doc, dict):
+            return Rejected("not_an_object", f"top level is {type(doc).__name__}")
+        return self._check(doc, now)
+
+    def _check(self, doc: dict[str, Any], now: float) -> Event | Rejected:
+        eid = doc.get("event_id") if isinstance(doc.get("event_id"), str) else None
+        version = doc.get("schema_version")
+        if version not in SUPPORTED_SCHEMA_VERSIONS or isinstance(version, bool):
+            return Rejected("unsupported_schema_version", f"schema_version {version!r}", eid)
+        if doc.get("event_type") not in self._types:
+            return Rejected("unknown_event_type", f"event_type {doc.get('event_type')!r}", eid)
+        error = next(self._validator.iter_errors(doc), None)
+        if error is not None:
+            where = "/".join(str(p) for p in error.instance_path) or "(root)"
+            return Rejected("schema_violation", f"{where}: {error.message}"[:_MAX_DETAIL], eid)
+        return self._timed(doc, now, eid)
+
+    def _timed(self, doc: dict[str, Any], now: float, eid: str | None) -> Event | Rejected:
+        ts = parse_time(doc["event_time"])
+        if ts is None:
+            return Rejected("bad_timestamp", f"event_time {doc['event_time']!r} lacks a zone", eid)
+        if ts > now + self._cfg.max_future_s:
+            return Rejected("future_timestamp", f"event_time {ts - now:.0f}s ahead of clock", eid)
+        if ts < now - self._cfg.max_lateness_s:
+            return Rejected("too_late", f"event_time {now - ts:.0f}s behind clock", eid)
+        return Event(
+            event_id=doc["event_id"],
+            event_type=doc["event_type"],
+            event_time=ts,
+            customer_id=doc.get("customer_id"),
+            anonymous_id=doc.get("anonymous_id"),
+            properties=doc.get("properties") or {},
+        )

@@ -1,0 +1,199 @@
+"""Per-customer state and the reducer that folds one event into it.
+
+``apply(state, event, cfg) -> Applied`` is pure: no clock, no I/O. State is an
+immutable value; the stream layer writes the returned value back to its table once
+per event (STYLE 3). Duplicates (an ``event_id`` seen in the recent window) change
+nothing and are reported, so at-least-once delivery is safe (STYLE 9).
+
+    >>> from pipeline.events import Event
+    >>> cfg = StateConfig(session_gap_s=1800)
+    >>> ev = Event("e1", "add_to_cart", 100.0, "c1", None, {"product_id": "p1", "price": 5.0})
+    >>> s = apply(None, ev, cfg).state
+    >>> (s.counts["add_to_cart"], s.cart.value, s.session.events)
+    (1, 5.0, 1)
+    >>> apply(s, ev, cfg).duplicate
+    True
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from pipeline.events import Event
+
+__all__ = [
+    "Applied",
+    "Cart",
+    "CartItem",
+    "CustomerState",
+    "LastAction",
+    "Session",
+    "StateConfig",
+    "apply",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class StateConfig:
+    """Reducer settings: inactivity gap that ends a session, size of the dedupe window."""
+
+    session_gap_s: float = 1800.0
+    dedupe_window: int = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """The current session: a run of events with no gap longer than ``session_gap_s``."""
+
+    id: str
+    started_at: float
+    last_event_at: float
+    events: int
+
+
+@dataclass(frozen=True, slots=True)
+class CartItem:
+    product_id: str
+    quantity: int
+    price: float
+
+
+@dataclass(frozen=True, slots=True)
+class Cart:
+    """Cart contents; ``changed_at`` is the event time of the last change (0 = never)."""
+
+    items: tuple[CartItem, ...] = ()
+    changed_at: float = 0.0
+
+    @property
+    def value(self) -> float:
+        return round(sum(i.quantity * i.price for i in self.items), 2)
+
+
+@dataclass(frozen=True, slots=True)
+class LastAction:
+    """The action currently standing for this customer, so the same one is not re-sent."""
+
+    decision_id: str
+    action: str
+    decided_at: float
+    expires_at: float
+    cart_changed_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerState:
+    customer_id: str
+    first_seen: float
+    last_seen: float
+    counts: Mapping[str, int] = field(default_factory=dict)
+    session: Session | None = None
+    cart: Cart = field(default_factory=Cart)
+    recent_ids: tuple[str, ...] = ()
+    last_action: LastAction | None = None
+
+    @property
+    def total_events(self) -> int:
+        return sum(self.counts.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form for the table's changelog (orjson serialises it)."""
+        return {
+            "customer_id": self.customer_id,
+            "first_seen": self.first_seen,
+            "last_seen": self.last_seen,
+            "counts": dict(self.counts),
+            "session": _as_dict(self.session),
+            "cart": {
+                "items": [_as_dict(i) for i in self.cart.items],
+                "changed_at": self.cart.changed_at,
+            },
+            "recent_ids": list(self.recent_ids),
+            "last_action": _as_dict(self.last_action),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> CustomerState:
+        cart = d.get("cart") or {}
+        return cls(
+            customer_id=d["customer_id"],
+            first_seen=d["first_seen"],
+            last_seen=d["last_seen"],
+            counts=dict(d.get("counts") or {}),
+            session=Session(**d["session"]) if d.get("session") else None,
+            cart=Cart(
+                tuple(CartItem(**i) for i in cart.get("items", ())), cart.get("changed_at", 0.0)
+            ),
+            recent_ids=tuple(d.get("recent_ids") or ()),
+            last_action=LastAction(**d["last_action"]) if d.get("last_action") else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """Result of ``apply``: the new state and whether the event was a duplicate."""
+
+    state: CustomerState
+    duplicate: bool = False
+
+
+def _as_dict(obj: Any) -> dict[str, Any] | None:
+    if obj is None:
+        return None
+    return {name: getattr(obj, name) for name in obj.__slots__}
+
+
+def apply(state: CustomerState | None, event: Event, cfg: StateConfig) -> Applied:
+    """Fold one event into the customer's state."""
+    if state is None:
+        state = CustomerState(event.key, event.event_time, event.event_time)
+    elif event.event_id in state.recent_ids:
+        return Applied(state, duplicate=True)
+    counts = dict(state.counts)
+    counts[event.event_type] = counts.get(event.event_type, 0) + 1
+    return Applied(
+        replace(
+            state,
+            last_seen=max(state.last_seen, event.event_time),
+            counts=counts,
+            session=_next_session(state.session, event, cfg),
+            cart=_next_cart(state.cart, event),
+            recent_ids=(*state.recent_ids, event.event_id)[-cfg.dedupe_window :],
+        )
+    )
+
+
+def _session_id(customer_id: str, started_at: float) -> str:
+    return hashlib.blake2b(f"{customer_id}|{started_at}".encode(), digest_size=8).hexdigest()
+
+
+def _next_session(s: Session | None, event: Event, cfg: StateConfig) -> Session:
+    t = event.event_time
+    if s is None or t - s.last_event_at > cfg.session_gap_s:
+        return Session(_session_id(event.key, t), t, t, 1)
+    # A late event inside the session counts but does not move its clock back.
+    return replace(s, last_event_at=max(s.last_event_at, t), events=s.events + 1)
+
+
+def _next_cart(cart: Cart, event: Event) -> Cart:
+    kind, props, t = event.event_type, event.properties, event.event_time
+    if kind == "purchase":
+        return Cart((), t)
+    if kind not in ("add_to_cart", "remove_from_cart") or "product_id" not in props:
+        return cart
+    pid = str(props["product_id"])
+    items = {i.product_id: i for i in cart.items}
+    old = items.get(pid)
+    qty = int(props.get("quantity", 1))
+    if kind == "add_to_cart":
+        price = float(props.get("price", old.price if old else 0.0))
+        items[pid] = CartItem(pid, qty + (old.quantity if old else 0), price)
+    elif old is not None:
+        left = old.quantity - qty
+        items[pid] = replace(old, quantity=left)
+        if left <= 0:
+            del items[pid]
+    return Cart(tuple(sorted(items.values(), key=lambda i: i.product_id)), t)
