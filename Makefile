@@ -1,0 +1,29 @@
+# Baton. `make demo` and `make test` each set everything up first (deploy/setup.sh).
+.DEFAULT_GOAL := help
+DURATION ?= 60
+
+.PHONY: help setup demo test test-unit lint typecheck broker bench
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+setup: ## install system packages, .venv and the Kafka jars (idempotent)
+	@bash deploy/setup.sh
+
+demo: setup ## run the local demo (own Kafka broker, worker, simulated shoppers) for DURATION s
+	.venv/bin/baton demo --duration $(DURATION)
+
+test: setup ## run the whole test suite, broker-backed tests included
+	.venv/bin/pytest
+
+test-unit: setup ## run only the tests that need no broker
+	.venv/bin/pytest -m "not broker"
+
+lint: setup ## ruff lint and format check
+	.venv/bin/ruff check . && .venv/bin/ruff format --check .
+
+typecheck: setup ## mypy strict on schemas/ and pipeline/
+	.venv/bin/mypy
+
+broker: setup ## run a local Kafka broker in the foreground
+	.venv/bin/baton broker

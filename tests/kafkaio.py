@@ -1,0 +1,59 @@
+"""Small aiokafka helpers for broker-backed tests: produce, and read topics until done."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
+
+
+async def produce(bootstrap: str, messages: Iterable[tuple[str, bytes | None, bytes]]) -> int:
+    """Send (topic, key, value) messages and wait until all are acknowledged."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
+    await producer.start()
+    try:
+        futures = [await producer.send(t, v, key=k) for t, k, v in messages]
+        await asyncio.gather(*futures)
+        return len(futures)
+    finally:
+        await producer.stop()
+
+
+async def read_until(
+    bootstrap: str,
+    topics: list[str],
+    done: Callable[[list[ConsumerRecord]], bool],
+    timeout: float = 120.0,
+    grace: float = 0.0,
+) -> list[ConsumerRecord]:
+    """Read ``topics`` from the beginning until ``done(records)`` (then ``grace`` s more)."""
+    # No group: the consumer is assigned every partition and starts from the beginning.
+    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                auto_offset_reset="earliest", metadata_max_age_ms=1000)
+    await consumer.start()
+    records: list[ConsumerRecord] = []
+    try:
+        deadline = time.monotonic() + timeout
+        finished_at: float | None = None
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=250)
+            for msgs in batch.values():
+                records.extend(msgs)
+            if finished_at is None and done(records):
+                finished_at = time.monotonic()
+            if finished_at is not None and time.monotonic() - finished_at >= grace:
+                break
+        return records
+    finally:
+        await consumer.stop()
+
+
+def latest_by_key(records: Iterable[ConsumerRecord]) -> dict[bytes, bytes | None]:
+    """Compacted view of a changelog: the last value per key (None = tombstone)."""
+    out: dict[bytes, bytes | None] = {}
+    for r in sorted(records, key=lambda r: (r.partition, r.offset)):
+        out[r.key] = r.value
+    return out
