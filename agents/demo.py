@@ -83,10 +83,10 @@ def wait_healthy(port: int, proc: subprocess.Popen[bytes] | None, timeout: float
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"worker exited with {proc.returncode}")
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
-                if r.status == 200:
-                    return
+        url = f"http://127.0.0.1:{port}/health"
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as r:
+            if r.status == 200:
+                return
         time.sleep(0.5)
     raise TimeoutError(f"worker not ready after {timeout:.0f}s")
 
@@ -170,9 +170,8 @@ async def _drive(
     )
     reader = asyncio.create_task(tally.run(stop))
     t0, last = time.monotonic(), (0.0, 0, 0.0)
-    print(
-        f"{'time':>6} {'sent':>8} {'sent/s':>7} {'processed':>9} {'proc/s':>7}  actions | dead letters"
-    )
+    head = f"{'time':>6} {'sent':>8} {'sent/s':>7} {'processed':>9} {'proc/s':>7}"
+    print(f"{head}  actions | dead letters")
     while not feed.done():
         await asyncio.wait([feed], timeout=2.0)
         m = await asyncio.to_thread(scrape, web_port)

@@ -6,6 +6,7 @@ one partition count (STYLE 4) so state, its changelog and its inputs stay co-par
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,10 +72,8 @@ async def create_topics(
             if settings.topic(t.name) not in existing
         ]
         if new:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # raced another creator: fine
                 await admin.create_topics(new)
-            except TopicAlreadyExistsError:  # raced with another creator: fine
-                pass
         return [t.name for t in new]
     finally:
         await admin.close()

@@ -76,8 +76,12 @@ def start_worker(kafka: Broker, prefix: str, tmp_path: Path) -> Iterator[Callabl
             "BATON_LOG_LEVEL": "info",
             **overrides,
         }
-        w = WorkerProc(start_worker(env, tmp_path / f"worker{len(started)}.log"), port,
-                       tmp_path / f"worker{len(started)}.log", env)
+        w = WorkerProc(
+            start_worker(env, tmp_path / f"worker{len(started)}.log"),
+            port,
+            tmp_path / f"worker{len(started)}.log",
+            env,
+        )
         started.append(w)
         try:
             wait_healthy(port, w.proc, timeout=120)

@@ -31,8 +31,13 @@ async def read_until(
 ) -> list[ConsumerRecord]:
     """Read ``topics`` from the beginning until ``done(records)`` (then ``grace`` s more)."""
     # No group: the consumer is assigned every partition and starts from the beginning.
-    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                auto_offset_reset="earliest", metadata_max_age_ms=1000)
+    consumer = AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        metadata_max_age_ms=1000,
+    )
     await consumer.start()
     records: list[ConsumerRecord] = []
     try:

@@ -31,8 +31,14 @@ MIN = 60.0
 
 
 def ev(eid: str, kind: str, t: float, cid: str, **props: object) -> dict[str, object]:
-    return {"event_id": eid, "schema_version": 1, "event_type": kind,
-            "event_time": format_time(t), "customer_id": cid, "properties": props}
+    return {
+        "event_id": eid,
+        "schema_version": 1,
+        "event_type": kind,
+        "event_time": format_time(t),
+        "customer_id": cid,
+        "properties": props,
+    }
 
 
 def journey(i: int, now: float) -> tuple[str, list[tuple[str, dict[str, object]]], float | None]:
@@ -41,17 +47,26 @@ def journey(i: int, now: float) -> tuple[str, list[tuple[str, dict[str, object]]
     e = lambda k, kind, dt, **p: ev(f"{cid}-{k}", kind, now + dt, cid, **p)  # noqa: E731
     item = {"product_id": f"p{i % 50}", "price": 10.0 + i % 7, "quantity": 1}
     if n == 0:  # leaves the cart, comes back 35 min later: reminded on that event
-        evs = [e(1, "add_to_cart", -40 * MIN, **item), e(2, "page_view", -35 * MIN, url="/"),
-               e(3, "product_view", -20 * MIN, **item), e(4, "page_view", -5 * MIN, url="/x")]
+        evs = [
+            e(1, "add_to_cart", -40 * MIN, **item),
+            e(2, "page_view", -35 * MIN, url="/"),
+            e(3, "product_view", -20 * MIN, **item),
+            e(4, "page_view", -5 * MIN, url="/x"),
+        ]
         return cid, [("clickstream", x) for x in evs], -40 * MIN
     if n == 1:  # buys: nothing to remind
-        evs = [e(1, "add_to_cart", -10 * MIN, **item), e(2, "product_view", -8 * MIN, **item),
-               e(3, "purchase", -5 * MIN, order_value=item["price"])]
+        evs = [
+            e(1, "add_to_cart", -10 * MIN, **item),
+            e(2, "product_view", -8 * MIN, **item),
+            e(3, "purchase", -5 * MIN, order_value=item["price"]),
+        ]
         return cid, [("clickstream", x) for x in evs], None
     if n == 2:  # cart too fresh; also talks to support
-        evs = [("clickstream", e(1, "page_view", -3 * MIN, url="/")),
-               ("clickstream", e(2, "add_to_cart", -2 * MIN, **item)),
-               ("service", e(3, "chat", -1 * MIN))]
+        evs = [
+            ("clickstream", e(1, "page_view", -3 * MIN, url="/")),
+            ("clickstream", e(2, "add_to_cart", -2 * MIN, **item)),
+            ("service", e(3, "chat", -1 * MIN)),
+        ]
         return cid, evs, None
     # n == 3: leaves with a full cart and never returns: the timer reminds
     evs = [e(1, "product_view", -50 * MIN, **item), e(2, "add_to_cart", -45 * MIN, **item)]
@@ -79,10 +94,20 @@ async def test_loop_on_real_kafka(kafka, prefix, start_worker) -> None:
     await produce(kafka.bootstrap, dups)
 
     n_dead = sum(expected_dead.values())
-    dead = await read_until(kafka.bootstrap, [f"{prefix}events.deadletter"],
-                            lambda rs: len(rs) >= n_dead, timeout=180, grace=1)
-    actions = await read_until(kafka.bootstrap, [f"{prefix}actions"],
-                               lambda rs: len(rs) >= len(expected_actions), timeout=120, grace=3)
+    dead = await read_until(
+        kafka.bootstrap,
+        [f"{prefix}events.deadletter"],
+        lambda rs: len(rs) >= n_dead,
+        timeout=180,
+        grace=1,
+    )
+    actions = await read_until(
+        kafka.bootstrap,
+        [f"{prefix}actions"],
+        lambda rs: len(rs) >= len(expected_actions),
+        timeout=120,
+        grace=3,
+    )
     assert len(msgs) + len(bad) + len(dups) >= 2700, "a few thousand events"
 
     # dead letters: each with its reason, the original bytes and where it came from
@@ -90,7 +115,9 @@ async def test_loop_on_real_kafka(kafka, prefix, start_worker) -> None:
     dl_schema = jsonschema_rs.validator_for(schemas.load("deadletter.v1"))
     assert all(dl_schema.is_valid(e) for e in envelopes)
     assert Counter(e["reason"] for e in envelopes) == expected_dead, worker.log_tail()
-    raw_bad = Counter(base64.b64decode(e["raw_base64"]) for e in envelopes if e["reason"] != "duplicate")
+    raw_bad = Counter(
+        base64.b64decode(e["raw_base64"]) for e in envelopes if e["reason"] != "duplicate"
+    )
     assert raw_bad == Counter(m.value for m in bad)
     assert all(e["source"]["topic"].startswith(prefix) for e in envelopes)
 
@@ -106,8 +133,9 @@ async def test_loop_on_real_kafka(kafka, prefix, start_worker) -> None:
     assert triggers == {"event": 200, "timer": 200}
 
     # state: every valid event counted, read back from the table's changelog topic
-    changelog = await read_until(kafka.bootstrap, [f"{prefix}worker-customers-changelog"],
-                                 lambda rs: False, timeout=5)
+    changelog = await read_until(
+        kafka.bootstrap, [f"{prefix}worker-customers-changelog"], lambda rs: False, timeout=5
+    )
     state = {k.decode(): orjson.loads(v) for k, v in latest_by_key(changelog).items()}
     counted = {cid: sum(s["counts"].values()) for cid, s in state.items()}
     assert counted == dict(valid)

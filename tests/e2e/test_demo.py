@@ -1,0 +1,37 @@
+"""The README's first command, shortened: the demo starts its own broker and worker,
+prints a live summary with actions, and stops everything it started."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
+
+
+def test_demo_runs_and_prints_actions() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BATON_")}
+    env["BATON_CART_ABANDON_AFTER_S"] = "5"
+    done = subprocess.run(
+        [sys.executable, "-m", "agents.cli", "demo", "--duration", "20", "--customers", "150"],
+        env=env,
+        capture_output=True,
+        timeout=300,
+    )
+    out = done.stdout.decode()
+    assert done.returncode == 0, out + done.stderr.decode()[-3000:]
+    assert "starting local Apache Kafka" in out
+    summary = re.search(r"^sent (\d+) messages; actions: (.*); dead letters: (.*)$", out, re.M)
+    assert summary, out
+    assert int(summary.group(1)) > 150
+    reminders = re.search(r"abandoned_cart_reminder=(\d+)", summary.group(2))
+    assert reminders and int(reminders.group(1)) > 0, out
+    assert '"action": "abandoned_cart_reminder"' in out
+    assert "stopped worker and broker" in out
+    # nothing left running
+    left = subprocess.run(["pgrep", "-f", "baton-demo-.*server.properties"], capture_output=True)
+    assert left.returncode == 1, left.stdout

@@ -1,0 +1,93 @@
+"""End to end with a third-party client: Debian's kcat (librdkafka) produces JSON events
+into the input topic and reads the resulting actions back from the actions topic."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+
+import orjson
+import pytest
+
+from pipeline.events import format_time
+
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
+
+
+def kcat() -> str:
+    path = shutil.which("kcat")
+    assert path, "kcat is installed by deploy/setup.sh (apt-get install kcat)"
+    return path
+
+
+def test_kcat_in_actions_out(kafka, prefix, start_worker) -> None:
+    start_worker()
+    now = time.time()
+    lines = []
+    for cid, idle_min in (("alice", 45), ("bob", 31), ("carol", 1)):
+        doc = {
+            "event_id": f"{cid}-1",
+            "schema_version": 1,
+            "event_type": "add_to_cart",
+            "event_time": format_time(now - idle_min * 60),
+            "customer_id": cid,
+            "properties": {"product_id": "p1", "price": 20.0, "quantity": 2},
+        }
+        lines.append(f"{cid}|".encode() + orjson.dumps(doc))
+    lines.append(b"mallory|{not json")
+    subprocess.run(
+        [kcat(), "-P", "-b", kafka.bootstrap, "-t", f"{prefix}events.clickstream", "-K", "|"],
+        input=b"\n".join(lines) + b"\n",
+        check=True,
+        timeout=60,
+    )
+
+    out = subprocess.run(
+        [
+            kcat(),
+            "-C",
+            "-b",
+            kafka.bootstrap,
+            "-t",
+            f"{prefix}actions",
+            "-o",
+            "beginning",
+            "-c",
+            "2",
+            "-f",
+            "%k\t%s\n",
+        ],
+        capture_output=True,
+        check=True,
+        timeout=120,
+    ).stdout.decode()
+    got = {}
+    for line in out.strip().splitlines():
+        key, value = line.split("\t", 1)
+        got[key] = orjson.loads(value)
+    assert set(got) == {"alice", "bob"}  # carol's cart is only a minute old
+    assert all(a["action"] == "abandoned_cart_reminder" for a in got.values())
+    assert got["alice"]["payload"]["cart_value"] == 40.0
+
+    dead = subprocess.run(
+        [
+            kcat(),
+            "-C",
+            "-b",
+            kafka.bootstrap,
+            "-t",
+            f"{prefix}events.deadletter",
+            "-o",
+            "beginning",
+            "-c",
+            "1",
+            "-f",
+            "%k\t%s\n",
+        ],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    ).stdout.decode()
+    key, value = dead.strip().split("\t", 1)
+    assert key == "mallory" and orjson.loads(value)["reason"] == "malformed_json"

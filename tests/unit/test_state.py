@@ -1,0 +1,100 @@
+"""The customer-state reducer: idempotence, sessions, cart, serialisation."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pipeline.events import Event
+from pipeline.state import CustomerState, StateConfig, apply
+
+CFG = StateConfig(session_gap_s=1800, dedupe_window=64)
+KINDS = ["page_view", "product_view", "add_to_cart", "remove_from_cart", "purchase", "chat"]
+
+events = st.builds(
+    Event,
+    event_id=st.text(alphabet="abcdef0123456789", min_size=1, max_size=6),
+    event_type=st.sampled_from(KINDS),
+    event_time=st.floats(min_value=1e9, max_value=1e9 + 86400, allow_nan=False),
+    customer_id=st.just("c1"),
+    anonymous_id=st.none(),
+    properties=st.fixed_dictionaries(
+        {
+            "product_id": st.sampled_from(["p1", "p2", "p3"]),
+            "price": st.floats(0, 500, allow_nan=False),
+            "quantity": st.integers(1, 5),
+        }
+    ),
+)
+
+
+def fold(evs: list[Event]) -> CustomerState | None:
+    state = None
+    for e in evs:
+        state = apply(state, e, CFG).state
+    return state
+
+
+@given(st.lists(events, min_size=1, max_size=30))
+def test_an_event_applied_twice_counts_once(evs: list[Event]) -> None:
+    once = fold(evs)
+    assert once is not None
+    for e in evs[-10:]:  # redelivery of recent events (at-least-once)
+        again = apply(once, e, CFG)
+        assert again.duplicate and again.state == once
+
+
+@given(st.lists(events, min_size=1, max_size=30))
+def test_serialisation_round_trips(evs: list[Event]) -> None:
+    state = fold(evs)
+    assert state is not None
+    assert CustomerState.from_dict(state.to_dict()) == state
+
+
+@given(st.lists(events, min_size=1, max_size=30, unique_by=lambda e: e.event_id))
+def test_counts_add_up(evs: list[Event]) -> None:
+    state = fold(evs)
+    assert state is not None and state.total_events == len(evs)
+
+
+def ev(eid: str, kind: str, t: float, **props: object) -> Event:
+    return Event(eid, kind, t, "c1", None, props)
+
+
+def test_session_breaks_after_the_inactivity_gap() -> None:
+    s = fold([ev("1", "page_view", 0), ev("2", "page_view", 1799), ev("3", "page_view", 3598)])
+    assert s is not None and s.session is not None
+    assert (s.session.events, s.session.started_at) == (3, 0)
+    s2 = apply(s, ev("4", "page_view", 3598 + 1801), CFG).state
+    assert s2.session is not None and s2.session.events == 1 and s2.session.id != s.session.id
+
+
+def test_late_event_counts_but_does_not_move_the_clock_back() -> None:
+    s = fold([ev("1", "page_view", 100), ev("2", "page_view", 50)])
+    assert s is not None and s.session is not None
+    assert (s.last_seen, s.session.last_event_at, s.session.events) == (100, 100, 2)
+
+
+def test_cart_add_remove_purchase() -> None:
+    s = fold(
+        [
+            ev("1", "add_to_cart", 1, product_id="a", price=2.0, quantity=2),
+            ev("2", "add_to_cart", 2, product_id="b", price=5.0),
+            ev("3", "remove_from_cart", 3, product_id="a", quantity=1),
+        ]
+    )
+    assert s is not None
+    assert [(i.product_id, i.quantity) for i in s.cart.items] == [("a", 1), ("b", 1)]
+    assert (s.cart.value, s.cart.changed_at) == (7.0, 3)
+    s = apply(s, ev("4", "remove_from_cart", 4, product_id="a", quantity=5), CFG).state
+    assert [i.product_id for i in s.cart.items] == ["b"]
+    s = apply(s, ev("5", "purchase", 5, order_value=5.0), CFG).state
+    assert s.cart.items == () and s.counts["purchase"] == 1
+
+
+def test_dedupe_window_is_bounded() -> None:
+    small = StateConfig(dedupe_window=3)
+    s = None
+    for i in range(10):
+        s = apply(s, ev(str(i), "page_view", i), small).state
+    assert s is not None and s.recent_ids == ("7", "8", "9")
