@@ -166,8 +166,13 @@ class LocalKafka:
 
     def _format(self, libs: Path, config: Path) -> None:
         cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        # "--cluster-id=" form: a random id may start with "-", which argparse takes for a flag
         cmd = self._java(
-            libs, "kafka.tools.StorageTool", "format", "-t", cluster, "-c", str(config)
+            libs,
+            "kafka.tools.StorageTool",
+            "format",
+            f"--cluster-id={cluster}",
+            f"--config={config}",
         )
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if done.returncode != 0:
