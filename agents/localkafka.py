@@ -154,14 +154,15 @@ class LocalKafka:
         config.write_text(_properties(data, self.port, free_port()))
         if not (data / "meta.properties").exists():
             self._format(libs, config)
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            self._java(libs, "kafka.Kafka", str(config)),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self._wait_ready(timeout)
+        with self.log_path.open("ab") as log:
+            since = log.tell()  # the log is appended to across restarts
+            self.proc = subprocess.Popen(
+                self._java(libs, "kafka.Kafka", str(config)),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self._wait_ready(timeout, since)
         return self.bootstrap
 
     def _format(self, libs: Path, config: Path) -> None:
@@ -178,12 +179,12 @@ class LocalKafka:
         if done.returncode != 0:
             raise BrokerError(f"storage format failed: {done.stdout}{done.stderr}")
 
-    def _wait_ready(self, timeout: float) -> None:
+    def _wait_ready(self, timeout: float, since: int) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
                 raise BrokerError(f"broker exited with {self.proc.returncode}; see {self.log_path}")
-            if b"Kafka Server started" in self.log_path.read_bytes():
+            if b"Kafka Server started" in self.log_path.read_bytes()[since:]:
                 return
             time.sleep(0.2)
         self.stop()
