@@ -1,0 +1,46 @@
+"""The throughput benchmark runs end to end at a tiny size and reports sane values.
+It never asserts a speed: speed is read from its output, not judged by a test."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_throughput_bench_smoke(kafka, tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    env = {**os.environ, "BATON_KAFKA_BOOTSTRAP": kafka.bootstrap}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.throughput",
+            "--events",
+            "600",
+            "--latency-events",
+            "10",
+            "--rate",
+            "20",
+            "--json",
+            str(out),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()[-3000:]
+    r = json.loads(out.read_text())
+    assert r["events"] == 600
+    assert r["baseline_aiokafka_events_per_s"] > 0 and r["baton_events_per_s"] > 0
+    assert r["latency_samples"] == 10
+    assert 0 < r["latency_p50_ms"] <= r["latency_p99_ms"]
+    assert r["worker_rss_mb_after"] > 0
