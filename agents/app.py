@@ -104,6 +104,7 @@ class Baton:
             autodiscover=False,
             consumer_auto_offset_reset="earliest",
             producer_acks=-1,
+            broker_session_timeout=s.session_timeout_s,
         )
         self._declare()
 
@@ -113,7 +114,12 @@ class Baton:
         self.deadletter = app.topic(s.topic("events.deadletter"))
         self.customer_events = app.topic(s.topic("customer-events"), partitions=s.partitions)
         self.actions = app.topic(s.topic("actions"))
-        self.customers = app.Table("customers", default=None, partitions=s.partitions)
+        # key_type/value_type=bytes select Faust's raw codec for the table. Without them
+        # Faust writes our bytes but decodes the changelog as JSON on recovery, and the
+        # recovered table silently misses every customer (found by test_recovery).
+        self.customers = app.Table(
+            "customers", default=None, partitions=s.partitions, key_type=bytes, value_type=bytes
+        )
         app.agent(self.sources, name="ingest")(self._ingest)
         app.agent(self.customer_events, name="decide")(self._decide)
         app.timer(s.timer_interval_s)(self._sweep)

@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     cart_abandon_after_s: float = 1800.0
     action_ttl_s: float = 86400.0
     timer_interval_s: float = 5.0
+    session_timeout_s: float = 60.0
     log_level: str = "info"
 
     def topic(self, name: str) -> str:

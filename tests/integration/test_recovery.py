@@ -1,0 +1,97 @@
+"""Fault test: the worker is killed (SIGKILL) mid-stream and a new one takes over.
+
+The new worker starts with an empty local store, recovers the table from its changelog
+topic and carries on. At-least-once delivery means some events are seen twice; the
+reducer's dedupe makes the final state exact, and a re-sent action keeps its
+deterministic decision id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections import Counter
+
+import orjson
+import pytest
+
+from agents.demo import scrape
+from pipeline.events import format_time
+from tests.kafkaio import latest_by_key, produce, read_until
+
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
+KINDS = ("page_view", "product_view", "search", "page_view", "product_view")
+
+
+def processed(port: int) -> float:
+    try:
+        return sum(scrape(port).get("baton_events_processed_total", {}).values())
+    except OSError:
+        return 0.0
+
+
+async def test_killed_worker_state_is_recovered_exactly(kafka, prefix, start_worker) -> None:
+    now, msgs, valid = time.time(), [], Counter()
+    for i in range(400):
+        cid = f"r{i:03d}"
+        for k in range(10):
+            kind = "add_to_cart" if (k == 9 and i % 2 == 0) else KINDS[k % 5]
+            doc = {
+                "event_id": f"{cid}-{k}",
+                "schema_version": 1,
+                "event_type": kind,
+                "event_time": format_time(now - 3600 + k),
+                "customer_id": cid,
+                "properties": {"product_id": f"p{k}", "price": 2.5, "quantity": 1},
+            }
+            msgs.append((f"{prefix}events.clickstream", cid.encode(), orjson.dumps(doc)))
+            valid[cid] += 1
+    await produce(kafka.bootstrap, msgs)
+
+    # a short group session: the dead member's partitions move sooner
+    first = start_worker(BATON_SESSION_TIMEOUT_S="10")
+    deadline = time.monotonic() + 120
+    while processed(first.web_port) < 1200 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert processed(first.web_port) < len(msgs), "killed before the end of the stream"
+    first.proc.send_signal(signal.SIGKILL)
+    first.proc.wait(30)
+
+    second = start_worker(
+        BATON_SESSION_TIMEOUT_S="10"
+    )  # fresh data dir: the state must come from the changelog
+
+    def state_complete(records: list) -> bool:
+        latest = latest_by_key(records)
+        return all(
+            latest.get(c.encode()) and sum(orjson.loads(latest[c.encode()])["counts"].values()) == n
+            for c, n in valid.items()
+        )
+
+    changelog = await read_until(
+        kafka.bootstrap,
+        [f"{prefix}worker-customers-changelog"],
+        state_complete,
+        timeout=180,
+        grace=3,
+    )
+    state = {k.decode(): orjson.loads(v) for k, v in latest_by_key(changelog).items()}
+    assert {c: sum(s["counts"].values()) for c, s in state.items()} == dict(valid), (
+        second.log_tail()
+    )
+
+    # every customer with a stale cart is reminded, each decision under one id
+    carts = {f"r{i:03d}" for i in range(0, 400, 2)}
+    actions = await read_until(
+        kafka.bootstrap,
+        [f"{prefix}actions"],
+        lambda rs: len({r.key for r in rs}) >= len(carts),
+        timeout=120,
+        grace=2,
+    )
+    by_customer: dict[str, set[str]] = {}
+    for r in actions:
+        by_customer.setdefault(r.key.decode(), set()).add(orjson.loads(r.value)["decision_id"])
+    assert set(by_customer) == carts
+    assert all(len(ids) == 1 for ids in by_customer.values()), "a redelivery kept its decision id"
