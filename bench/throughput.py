@@ -28,7 +28,7 @@ from agents.demo import _stop, scrape, start_worker, wait_healthy
 from agents.localkafka import LocalKafka, free_port
 from agents.settings import Settings
 from agents.topics import create_topics
-from pipeline.events import format_time
+from pipeline.simulator import event_doc
 
 __all__ = ["main"]
 MIN = 60.0
@@ -36,21 +36,14 @@ MIN = 60.0
 
 def event(i: int, kind: str, t: float, cid: str) -> bytes:
     """A ~400-byte clickstream event, like the DESIGN's reference job."""
-    doc = {
-        "event_id": f"b-{i}-{kind}",
-        "schema_version": 1,
-        "event_type": kind,
-        "event_time": format_time(t),
-        "customer_id": cid,
-        "properties": {
-            "product_id": f"p-{i % 997}",
-            "category": "electronics.audio.headphone",
-            "price": 10.0 + i % 90,
-            "quantity": 1,
-            "url": f"https://shop.example/p/{i % 997}?utm_source=bench&ref=x{i % 13}",
-        },
+    props = {
+        "product_id": f"p-{i % 997}",
+        "category": "electronics.audio.headphone",
+        "price": 10.0 + i % 90,
+        "quantity": 1,
+        "url": f"https://shop.example/p/{i % 997}?utm_source=bench&ref=x{i % 13}",
     }
-    return orjson.dumps(doc)
+    return orjson.dumps(event_doc(f"b-{i}-{kind}", kind, t, cid, props))
 
 
 async def produce_all(bootstrap: str, msgs: list[tuple[str, bytes, bytes]]) -> None:

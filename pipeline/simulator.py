@@ -25,7 +25,7 @@ import orjson
 
 from pipeline.events import format_time
 
-__all__ = ["BAD_KINDS", "Message", "SimConfig", "Simulator", "bad_message"]
+__all__ = ["BAD_KINDS", "Message", "SimConfig", "Simulator", "bad_message", "event_doc"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +48,8 @@ class Message:
     expected_reason: str | None = None
 
 
-def _event(eid: str, kind: str, t: float, cid: str, props: dict[str, Any]) -> dict[str, Any]:
+def event_doc(eid: str, kind: str, t: float, cid: str, props: dict[str, Any]) -> dict[str, Any]:
+    """A valid ``event.v1`` document for customer ``cid`` at epoch time ``t``."""
     return {
         "event_id": eid,
         "schema_version": 1,
@@ -60,7 +61,7 @@ def _event(eid: str, kind: str, t: float, cid: str, props: dict[str, Any]) -> di
 
 
 def _good(now: float) -> dict[str, Any]:
-    return _event("bad-base", "page_view", now, "c-bad", {"url": "/"})
+    return event_doc("bad-base", "page_view", now, "c-bad", {"url": "/"})
 
 
 def _with(**kw: Any) -> Callable[[float], bytes]:
@@ -125,7 +126,7 @@ class Simulator:
             return bad_message(rng.choice(sorted(BAD_KINDS)), t, cid.encode())
         kind, props, away = self._step(cid)
         self._seq += 1
-        doc = _event(f"sim-{self.cfg.seed}-{self._seq}", kind, t, cid, props)
+        doc = event_doc(f"sim-{self.cfg.seed}-{self._seq}", kind, t, cid, props)
         self._reschedule(cid, t, away)
         return Message("clickstream", cid.encode(), orjson.dumps(doc))
 

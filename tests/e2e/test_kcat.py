@@ -10,7 +10,7 @@ import time
 import orjson
 import pytest
 
-from pipeline.events import format_time
+from pipeline.simulator import event_doc
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -26,14 +26,8 @@ def test_kcat_in_actions_out(kafka, prefix, start_worker) -> None:
     now = time.time()
     lines = []
     for cid, idle_min in (("alice", 45), ("bob", 31), ("carol", 1)):
-        doc = {
-            "event_id": f"{cid}-1",
-            "schema_version": 1,
-            "event_type": "add_to_cart",
-            "event_time": format_time(now - idle_min * 60),
-            "customer_id": cid,
-            "properties": {"product_id": "p1", "price": 20.0, "quantity": 2},
-        }
+        item = {"product_id": "p1", "price": 20.0, "quantity": 2}
+        doc = event_doc(f"{cid}-1", "add_to_cart", now - idle_min * 60, cid, item)
         lines.append(f"{cid}|".encode() + orjson.dumps(doc))
     lines.append(b"mallory|{not json")
     subprocess.run(

@@ -23,7 +23,7 @@ import schemas
 from agents.demo import scrape
 from pipeline.events import format_time, parse_time
 from pipeline.policy import ABANDONED_CART, decision_id
-from pipeline.simulator import BAD_KINDS, bad_message
+from pipeline.simulator import BAD_KINDS, bad_message, event_doc
 from tests.kafkaio import latest_by_key, produce, read_until
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
@@ -31,14 +31,7 @@ MIN = 60.0
 
 
 def ev(eid: str, kind: str, t: float, cid: str, **props: object) -> dict[str, object]:
-    return {
-        "event_id": eid,
-        "schema_version": 1,
-        "event_type": kind,
-        "event_time": format_time(t),
-        "customer_id": cid,
-        "properties": props,
-    }
+    return event_doc(eid, kind, t, cid, props)
 
 
 def journey(i: int, now: float) -> tuple[str, list[tuple[str, dict[str, object]]], float | None]:

@@ -17,7 +17,7 @@ import orjson
 import pytest
 
 from agents.demo import scrape
-from pipeline.events import format_time
+from pipeline.simulator import event_doc
 from tests.kafkaio import latest_by_key, produce, read_until
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
@@ -40,14 +40,8 @@ async def test_killed_worker_state_is_recovered_exactly(
         cid = f"r{i:03d}"
         for k in range(10):
             kind = "add_to_cart" if (k == 9 and i % 2 == 0) else KINDS[k % 5]
-            doc = {
-                "event_id": f"{cid}-{k}",
-                "schema_version": 1,
-                "event_type": kind,
-                "event_time": format_time(now - 3600 + k),
-                "customer_id": cid,
-                "properties": {"product_id": f"p{k}", "price": 2.5, "quantity": 1},
-            }
+            item = {"product_id": f"p{k}", "price": 2.5, "quantity": 1}
+            doc = event_doc(f"{cid}-{k}", kind, now - 3600 + k, cid, item)
             msgs.append((f"{prefix}events.clickstream", cid.encode(), orjson.dumps(doc)))
             valid[cid] += 1
     await produce(kafka.bootstrap, msgs)
