@@ -1,0 +1,60 @@
+"""Settings: read from BATON_* once, secrets stay secret, TLS/SASL reach the clients."""
+
+from __future__ import annotations
+
+import ssl
+
+import faust
+import pytest
+from prometheus_client import CollectorRegistry
+
+from agents.app import _credentials, create_app
+from agents.settings import Settings
+
+
+def test_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BATON_KAFKA_BOOTSTRAP", "k1:9093,k2:9093")
+    monkeypatch.setenv("BATON_TOPIC_PREFIX", "acme.")
+    monkeypatch.setenv("BATON_PARTITIONS", "12")
+    s = Settings()
+    assert (s.kafka_bootstrap, s.partitions, s.topic("actions")) == (
+        "k1:9093,k2:9093",
+        12,
+        "acme.actions",
+    )
+    assert s.group_id == "acme.worker"
+    with pytest.raises(Exception):
+        s.partitions = 3  # type: ignore[misc]  # frozen
+
+
+def test_sasl_ssl_settings_reach_aiokafka_and_faust(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BATON_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("BATON_SASL_MECHANISM", "SCRAM-SHA-512")
+    monkeypatch.setenv("BATON_SASL_USERNAME", "baton")
+    monkeypatch.setenv("BATON_SASL_PASSWORD", "s3cret")
+    s = Settings()
+    assert "s3cret" not in repr(s)
+    kw = s.client_kwargs()
+    assert kw["security_protocol"] == "SASL_SSL" and kw["sasl_mechanism"] == "SCRAM-SHA-512"
+    assert kw["sasl_plain_password"] == "s3cret"
+    assert isinstance(kw["ssl_context"], ssl.SSLContext)
+    creds = _credentials(s)
+    assert isinstance(creds, faust.SASLCredentials)
+    assert creds.username == "baton" and creds.ssl_context is not None
+
+
+def test_plaintext_has_no_credentials() -> None:
+    s = Settings(kafka_bootstrap="h:1")
+    assert _credentials(s) is None and "ssl_context" not in s.client_kwargs()
+
+
+def test_app_declares_co_partitioned_topics_and_table(tmp_path) -> None:
+    s = Settings(
+        kafka_bootstrap="h1:9092,h2:9092", topic_prefix="x.", partitions=6, data_dir=tmp_path
+    )
+    baton = create_app(s, CollectorRegistry())
+    assert baton.customers.partitions == 6
+    assert baton.customer_events.partitions == 6
+    assert set(baton.sources.topics) == {"x.events.clickstream", "x.events.service"}
+    assert [str(u) for u in baton.app.conf.broker] == ["kafka://h1:9092", "kafka://h2:9092"]
+    assert baton.customers.key_serializer == "raw" and baton.customers.value_serializer == "raw"
