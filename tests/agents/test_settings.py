@@ -7,6 +7,7 @@ import ssl
 import faust
 import pytest
 from prometheus_client import CollectorRegistry
+from pydantic import ValidationError
 
 from agents.app import _credentials, create_app
 from agents.settings import Settings
@@ -23,7 +24,7 @@ def test_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
         "acme.actions",
     )
     assert s.group_id == "acme.worker"
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         s.partitions = 3  # type: ignore[misc]  # frozen
 
 
