@@ -140,7 +140,12 @@ class Baton:
             await self.customer_events.send(key=result.key.encode(), value=orjson.dumps(body))
 
     async def _dead(
-        self, key: bytes | None, raw: bytes, why: Rejected, src: tuple[str, int, int], now: float
+        self,
+        key: bytes | None,
+        raw: bytes | None,
+        why: Rejected,
+        src: tuple[str, int, int],
+        now: float,
     ) -> None:
         self.metrics.deadletters.labels(why.reason).inc()
         envelope = {
@@ -149,7 +154,7 @@ class Baton:
             "detail": why.detail,
             "source": {"topic": src[0], "partition": src[1], "offset": src[2]},
             "event_id": why.event_id,
-            "raw_base64": base64.b64encode(raw).decode(),
+            "raw_base64": base64.b64encode(raw or b"").decode(),
             "received_at": format_time(now),
         }
         await self.deadletter.send(key=key, value=orjson.dumps(envelope))

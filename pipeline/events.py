@@ -29,11 +29,16 @@ import schemas
 __all__ = ["REASONS", "DecodeConfig", "Decoder", "Event", "Rejected", "format_time", "parse_time"]
 
 REASONS: Final = (
+    "empty",
     "oversized",
+    "invalid_utf8",
+    "non_finite_number",
     "malformed_json",
+    "too_deep",
     "not_an_object",
     "unsupported_schema_version",
     "unknown_event_type",
+    "missing_identity",
     "schema_violation",
     "bad_timestamp",
     "too_late",
@@ -53,11 +58,13 @@ class DecodeConfig:
         max_bytes: larger messages are rejected before parsing (``oversized``).
         max_future_s: event times further ahead of the worker's clock are ``future_timestamp``.
         max_lateness_s: event times further behind are ``too_late``.
+        max_depth: deeper nesting of objects and arrays is ``too_deep``.
     """
 
     max_bytes: int = 64 * 1024
     max_future_s: float = 600.0
     max_lateness_s: float = 7 * 86400.0
+    max_depth: int = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +146,40 @@ def format_time(ts: float, timespec: str = "milliseconds") -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec=timespec).replace("+00:00", "Z")
 
 
+def _nonempty_str(v: object) -> bool:
+    return isinstance(v, str) and v != ""
+
+
+def _why_not_json(raw: bytes, exc: orjson.JSONDecodeError) -> Rejected:
+    """Name the most useful reason for bytes that orjson refused (cold path only)."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return Rejected("invalid_utf8", f"invalid UTF-8 at byte {bad.start}")
+    if any(tok in raw for tok in (b"NaN", b"Infinity")):
+        return Rejected("non_finite_number", f"NaN/Infinity are not JSON: {exc}"[:_MAX_DETAIL])
+    return Rejected("malformed_json", str(exc)[:_MAX_DETAIL])
+
+
+def _depth(doc: object, limit: int) -> int:
+    """Nesting depth of a decoded document, stopping once past ``limit``.
+
+    >>> _depth({"a": [1, {"b": 2}]}, 8)
+    3
+    """
+    level, frontier = 0, [doc]
+    while frontier and level <= limit:
+        level += 1
+        nxt: list[object] = []
+        for node in frontier:
+            if isinstance(node, dict):
+                nxt.extend(v for v in node.values() if isinstance(v, dict | list))
+            elif isinstance(node, list):
+                nxt.extend(v for v in node if isinstance(v, dict | list))
+        frontier = nxt
+    return level
+
+
 class Decoder:
     """Turns raw bytes into events. Build once: the schema is compiled here."""
 
@@ -150,16 +191,20 @@ class Decoder:
         self._validator = jsonschema_rs.validator_for(doc, validate_formats=True)
         self._types = frozenset(doc["properties"]["event_type"]["enum"])
 
-    def decode(self, raw: bytes, now: float) -> Event | Rejected:
+    def decode(self, raw: bytes | None, now: float) -> Event | Rejected:
         """Decode one message; ``now`` is the worker's clock in epoch seconds."""
+        if not raw:
+            return Rejected("empty", "no value (empty message or tombstone)")
         if len(raw) > self._cfg.max_bytes:
             return Rejected("oversized", f"{len(raw)} bytes > limit {self._cfg.max_bytes}")
         try:
             doc = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
-            return Rejected("malformed_json", str(exc))
+            return _why_not_json(raw, exc)
         if not isinstance(doc, dict):
             return Rejected("not_an_object", f"top level is {type(doc).__name__}")
+        if _depth(doc, self._cfg.max_depth) > self._cfg.max_depth:
+            return Rejected("too_deep", f"nesting deeper than {self._cfg.max_depth} levels")
         return self._check(doc, now)
 
     def _check(self, doc: dict[str, Any], now: float) -> Event | Rejected:
@@ -169,6 +214,11 @@ class Decoder:
             return Rejected("unsupported_schema_version", f"schema_version {version!r}", eid)
         if doc.get("event_type") not in self._types:
             return Rejected("unknown_event_type", f"event_type {doc.get('event_type')!r}", eid)
+        if not (_nonempty_str(doc.get("customer_id")) or _nonempty_str(doc.get("anonymous_id"))):
+            return Rejected("missing_identity", "needs customer_id or anonymous_id", eid)
+        if not isinstance(doc.get("event_time"), str) or parse_time(doc["event_time"]) is None:
+            text = repr(doc.get("event_time"))[:60]
+            return Rejected("bad_timestamp", f"event_time {text} is not RFC 3339 with a zone", eid)
         error = next(self._validator.iter_errors(doc), None)
         if error is not None:
             where = "/".join(str(p) for p in error.instance_path) or "(root)"
@@ -176,9 +226,7 @@ class Decoder:
         return self._timed(doc, now, eid)
 
     def _timed(self, doc: dict[str, Any], now: float, eid: str | None) -> Event | Rejected:
-        ts = parse_time(doc["event_time"])
-        if ts is None:
-            return Rejected("bad_timestamp", f"event_time {doc['event_time']!r} lacks a zone", eid)
+        ts = parse_time(doc["event_time"]) or 0.0  # checked in _check
         if ts > now + self._cfg.max_future_s:
             return Rejected("future_timestamp", f"event_time {ts - now:.0f}s ahead of clock", eid)
         if ts < now - self._cfg.max_lateness_s:

@@ -81,11 +81,11 @@ def _timed(offset: float) -> Callable[[float], bytes]:
 BAD_KINDS: dict[str, tuple[Callable[[float], bytes], str]] = {
     "not_json": (lambda now: b"this is not json", "malformed_json"),
     "truncated": (lambda now: orjson.dumps(_good(now))[:-9], "malformed_json"),
-    "invalid_utf8": (lambda now: b'{"event_id": "\xff\xfe"}', "malformed_json"),
+    "invalid_utf8": (lambda now: b'{"event_id": "\xff\xfe"}', "invalid_utf8"),
     "array": (lambda now: b"[1, 2, 3]", "not_an_object"),
     "missing_id": (_with(event_id=None), "schema_violation"),
     "wrong_type": (_with(properties={"price": "cheap"}), "schema_violation"),
-    "no_identity": (_with(customer_id=None), "schema_violation"),
+    "no_identity": (_with(customer_id=None), "missing_identity"),
     "unknown_type": (_with(event_type="teleport"), "unknown_event_type"),
     "future_version": (_with(schema_version=2), "unsupported_schema_version"),
     "oversized": (lambda now: orjson.dumps(_good(now) | {"pad": "x" * 70_000}), "oversized"),

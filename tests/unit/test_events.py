@@ -50,16 +50,22 @@ def test_valid_event_round_trips() -> None:
     [
         (good(schema_version=True), "unsupported_schema_version"),
         (good(schema_version="1"), "unsupported_schema_version"),
-        (good(event_time="2027-01-15T08:00:00"), "schema_violation"),  # no zone
-        (good(event_time="yesterday"), "schema_violation"),
+        (good(event_time="2027-01-15T08:00:00"), "bad_timestamp"),  # no zone
+        (good(event_time="yesterday"), "bad_timestamp"),
+        (good(event_time=1800000000), "bad_timestamp"),
         (good(event_id=""), "schema_violation"),
         (good(properties={"quantity": 0}), "schema_violation"),
-        (b'{"event_id": NaN}', "malformed_json"),
-        (b"", "malformed_json"),
+        (b'{"event_id": NaN}', "non_finite_number"),
+        (b'{"price": -Infinity}', "non_finite_number"),
+        (b"", "empty"),
+        (None, "empty"),
+        (b'{"a": ' * 9 + b"1" + b"}" * 9, "too_deep"),
+        (b"\xc3\x28", "invalid_utf8"),
+        (good(customer_id=""), "missing_identity"),
         (b'"just a string"', "not_an_object"),
     ],
 )
-def test_edge_cases(raw: bytes, reason: str) -> None:
+def test_edge_cases(raw: bytes | None, reason: str) -> None:
     now = parse_time("2027-01-15T08:00:00Z") or 0.0
     out = DEC.decode(raw, now)
     assert isinstance(out, Rejected) and out.reason == reason, out
@@ -87,3 +93,12 @@ def test_anonymous_only_event_is_keyed_by_its_anonymous_id() -> None:
     now = parse_time("2027-01-15T08:00:00Z") or 0.0
     ev = DEC.decode(good(customer_id=None, anonymous_id="cookie-1"), now)
     assert isinstance(ev, Event) and ev.key == "cookie-1"
+
+
+def test_depth_limit_is_exact() -> None:
+    now = parse_time("2027-01-15T08:00:00Z") or 0.0
+    nested: object = 1
+    for _ in range(7):  # the event object itself is level 1
+        nested = {"x": nested}
+    assert isinstance(DEC.decode(good(extra=nested), now), Event)
+    assert DEC.decode(good(extra={"x": nested}), now).reason == "too_deep"  # type: ignore[union-attr]

@@ -1,0 +1,66 @@
+"""The bad-input corpus through the real worker on a real broker: each message lands on
+the dead-letter topic with its own reason and its original bytes, a counter per reason
+moves, and the worker keeps processing the good event sent after all of them."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+import orjson
+import pytest
+
+from agents.demo import scrape
+from pipeline.events import format_time
+from pipeline.simulator import event_doc
+from tests.kafkaio import produce, read_until
+
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
+CORPUS = Path(__file__).resolve().parents[1] / "corpus"
+
+
+async def test_corpus_dead_letters_with_reasons(kafka, prefix, start_worker) -> None:
+    worker = start_worker()
+    manifest: dict[str, str] = json.loads((CORPUS / "MANIFEST.json").read_text())
+    now, topic = time.time(), f"{prefix}events.clickstream"
+    sent = {}
+    for name in sorted(manifest):  # sorted: the first copy of the duplicate goes first
+        raw = (CORPUS / "bad" / name).read_bytes().replace(b"{{NOW}}", format_time(now).encode())
+        sent[name] = raw
+        await produce(kafka.bootstrap, [(topic, name.encode(), raw)])
+    after = orjson.dumps(event_doc("after-1", "page_view", now, "corpus-after", {"url": "/"}))
+    await produce(kafka.bootstrap, [(topic, b"after", after)])
+
+    bad = {n: r for n, r in manifest.items() if r != "valid"}
+    dead = await read_until(
+        kafka.bootstrap,
+        [f"{prefix}events.deadletter"],
+        lambda rs: len(rs) >= len(bad),
+        timeout=120,
+        grace=2,
+    )
+    got = {}
+    for rec in dead:
+        env = orjson.loads(rec.value)
+        got[env["event_id"] if env["reason"] == "duplicate" else rec.key.decode()] = env
+    assert {k: e["reason"] for k, e in got.items() if k != "corpus-dup"} == {
+        n: r for n, r in bad.items() if r != "duplicate"
+    }, worker.log_tail()
+    assert got["corpus-dup"]["reason"] == "duplicate"
+    for name, env in got.items():
+        if name in sent:
+            assert base64.b64decode(env["raw_base64"]) == sent[name], name
+        assert env["detail"] and env["source"]["topic"] == topic
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        m = scrape(worker.web_port)
+        if sum(m.get("baton_events_processed_total", {}).values()) >= 2:
+            break
+    assert sum(m["baton_events_processed_total"].values()) == 2  # dup-first and "after"
+    per_reason = {dict(k)["reason"]: v for k, v in m["baton_deadletters_total"].items()}
+    assert per_reason == {k: float(v) for k, v in Counter(bad.values()).items()}
+    assert worker.proc.poll() is None, "the worker is still running"
