@@ -31,6 +31,7 @@ from agents.metrics import Metrics
 from agents.settings import Settings
 from pipeline.events import Decoder, Event, Rejected, format_time
 from pipeline.policy import Decision, Trigger, decide, due_at
+from pipeline.privacy import ERASE, erasure_record
 from pipeline.state import CustomerState, apply
 
 __all__ = ["Baton", "create_app"]
@@ -114,6 +115,7 @@ class Baton:
         self.deadletter = app.topic(s.topic("events.deadletter"))
         self.customer_events = app.topic(s.topic("customer-events"), partitions=s.partitions)
         self.actions = app.topic(s.topic("actions"))
+        self.audit = app.topic(s.topic("audit"))
         # key_type/value_type=bytes select Faust's raw codec for the table. Without them
         # Faust writes our bytes but decodes the changelog as JSON on recovery, and the
         # recovered table silently misses every customer (found by test_recovery).
@@ -182,6 +184,9 @@ class Baton:
         self, key: bytes, doc: dict[str, Any], state: CustomerState | None
     ) -> Decision | None:
         event = Event.from_dict(doc["event"])
+        if event.event_type == ERASE:
+            await self._erase(key, event, state is not None)
+            return None
         applied = apply(state, event, self.state_cfg)
         if applied.duplicate:
             why = Rejected("duplicate", "event_id already applied to this customer", event.event_id)
@@ -196,6 +201,16 @@ class Baton:
         self.metrics.events.labels(event.event_type).inc()
         trigger = Trigger("event", event.event_id)
         return decide(applied.state, event.event_time, trigger, self.policy_cfg)
+
+    async def _erase(self, key: bytes, event: Event, had_state: bool) -> None:
+        """Delete the customer (a tombstone reaches the changelog), then confirm on audit."""
+        if had_state:
+            del self.customers[key]
+        self.due.set(key, None)
+        record = erasure_record(event, time.time(), had_state)
+        await self.audit.send(key=key, value=orjson.dumps(record))
+        self.metrics.events.labels(event.event_type).inc()
+        self.metrics.erasures.inc()
 
     async def _commit(self, key: bytes, decision: Decision, received_at: float) -> None:
         if decision.action is not None:

@@ -25,6 +25,7 @@ class Metrics:
     actions: Counter
     decision_latency: Histogram
     customers: Gauge
+    erasures: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry, prefix: str = "baton") -> Metrics:
@@ -54,6 +55,11 @@ class Metrics:
                 f"{prefix}_decision_latency_seconds",
                 "Time from an event (or timer tick) being received to its action being sent.",
                 buckets=LATENCY_BUCKETS,
+                registry=registry,
+            ),
+            erasures=Counter(
+                f"{prefix}_erasures",
+                "Customers erased on request (state deleted, audit sent).",
                 registry=registry,
             ),
             customers=Gauge(

@@ -48,6 +48,9 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("actions", "next-best actions out, keyed by customer (action.v1)"),
     TopicSpec("feedback", "channel responses in: impression, click, accept, dismiss, convert"),
     TopicSpec("training-examples", "internal: labelled feature snapshots for learning"),
+    TopicSpec(
+        "audit", "privacy audit trail: erasure confirmations (audit.v1)", retention_ms=400 * DAY_MS
+    ),
     TopicSpec("models", "model snapshots, newest per model", cleanup="compact"),
     TopicSpec("playbook", "playbook versions, newest wins", cleanup="compact"),
 )
