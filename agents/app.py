@@ -197,7 +197,11 @@ class Baton:
                 tuple(doc["src"]),  # type: ignore[arg-type]
                 time.time(),
             )
-            return None
+            # Write the unchanged state again. After a crash, Faust's RocksDB store can
+            # hold a value whose changelog record was never acknowledged; the event is
+            # then redelivered and found duplicate, and without this write the changelog
+            # (what any other worker recovers from) would stay one update behind.
+            return Decision(applied.state)
         self.metrics.events.labels(event.event_type).inc()
         trigger = Trigger("event", event.event_id)
         return decide(applied.state, event.event_time, trigger, self.policy_cfg)
