@@ -42,6 +42,8 @@ class StateConfig:
 
     session_gap_s: float = 1800.0
     dedupe_window: int = 64
+    affinity_half_life_s: float = 7 * 86400.0
+    affinity_top: int = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +87,26 @@ class LastAction:
 
 
 @dataclass(frozen=True, slots=True)
+class Service:
+    """Service relationship: open tickets, last contacts, last survey answers (0 = never)."""
+
+    open_tickets: int = 0
+    last_contact_at: float = 0.0
+    last_outage_at: float = 0.0
+    last_delivery_problem_at: float = 0.0
+    last_nps: int | None = None
+    last_csat: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Lifetime:
+    """Lifetime orders and their total value."""
+
+    orders: int = 0
+    value: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class CustomerState:
     customer_id: str
     first_seen: float
@@ -94,6 +116,11 @@ class CustomerState:
     cart: Cart = field(default_factory=Cart)
     recent_ids: tuple[str, ...] = ()
     last_action: LastAction | None = None
+    last_at: Mapping[str, float] = field(default_factory=dict)
+    affinity: Mapping[str, float] = field(default_factory=dict)
+    affinity_at: float = 0.0
+    service: Service = field(default_factory=Service)
+    lifetime: Lifetime = field(default_factory=Lifetime)
 
     @property
     def total_events(self) -> int:
@@ -113,6 +140,11 @@ class CustomerState:
             },
             "recent_ids": list(self.recent_ids),
             "last_action": _as_dict(self.last_action),
+            "last_at": dict(self.last_at),
+            "affinity": dict(self.affinity),
+            "affinity_at": self.affinity_at,
+            "service": _as_dict(self.service),
+            "lifetime": _as_dict(self.lifetime),
         }
 
     @classmethod
@@ -129,6 +161,11 @@ class CustomerState:
             ),
             recent_ids=tuple(d.get("recent_ids") or ()),
             last_action=LastAction(**d["last_action"]) if d.get("last_action") else None,
+            last_at=dict(d.get("last_at") or {}),
+            affinity=dict(d.get("affinity") or {}),
+            affinity_at=d.get("affinity_at", 0.0),
+            service=Service(**(d.get("service") or {})),
+            lifetime=Lifetime(**(d.get("lifetime") or {})),
         )
 
 
@@ -154,9 +191,15 @@ def apply(state: CustomerState | None, event: Event, cfg: StateConfig) -> Applie
         return Applied(state, duplicate=True)
     counts = dict(state.counts)
     counts[event.event_type] = counts.get(event.event_type, 0) + 1
+    last_at = dict(state.last_at)
+    last_at[event.event_type] = max(last_at.get(event.event_type, 0.0), event.event_time)
     return Applied(
         replace(
             state,
+            last_at=last_at,
+            service=_next_service(state.service, event),
+            lifetime=_next_lifetime(state.lifetime, state.cart, event),
+            **_next_affinity(state, event, cfg),
             last_seen=max(state.last_seen, event.event_time),
             counts=counts,
             session=_next_session(state.session, event, cfg),
@@ -197,3 +240,52 @@ def _next_cart(cart: Cart, event: Event) -> Cart:
         if left <= 0:
             del items[pid]
     return Cart(tuple(sorted(items.values(), key=lambda i: i.product_id)), t)
+
+
+_CONTACTS = frozenset({"ticket_opened", "call", "chat"})
+
+
+def _next_service(sv: Service, event: Event) -> Service:
+    kind, t, props = event.event_type, event.event_time, event.properties
+    if kind in _CONTACTS:
+        opened = 1 if kind == "ticket_opened" else 0
+        return replace(
+            sv, open_tickets=sv.open_tickets + opened, last_contact_at=max(sv.last_contact_at, t)
+        )
+    if kind == "ticket_resolved":
+        return replace(sv, open_tickets=max(0, sv.open_tickets - 1))
+    if kind == "outage_notice":
+        return replace(sv, last_outage_at=max(sv.last_outage_at, t))
+    if kind == "delivery_update" and props.get("status") in ("failed", "delayed", "lost"):
+        return replace(sv, last_delivery_problem_at=max(sv.last_delivery_problem_at, t))
+    if kind == "survey_response":
+        return replace(
+            sv, last_nps=props.get("nps", sv.last_nps), last_csat=props.get("csat", sv.last_csat)
+        )
+    return sv
+
+
+def _next_lifetime(lt: Lifetime, cart: Cart, event: Event) -> Lifetime:
+    if event.event_type != "purchase":
+        return lt
+    value = float(event.properties.get("order_value", cart.value))
+    return Lifetime(lt.orders + 1, round(lt.value + value, 2))
+
+
+def _next_affinity(state: CustomerState, event: Event, cfg: StateConfig) -> dict[str, Any]:
+    """Category interest that halves every ``affinity_half_life_s`` without new signals.
+
+    Scores are kept as of ``affinity_at``; a late event adds at the current scale.
+    """
+    category = event.properties.get("category")
+    if not category:
+        return {}
+    t = max(state.affinity_at, event.event_time)
+    decay = 0.5 ** ((t - state.affinity_at) / cfg.affinity_half_life_s) if state.affinity else 1.0
+    scores = {c: v * decay for c, v in state.affinity.items()}
+    scores[str(category)] = scores.get(str(category), 0.0) + _WEIGHT.get(event.event_type, 1.0)
+    top = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[: cfg.affinity_top]
+    return {"affinity": {c: round(v, 6) for c, v in top}, "affinity_at": t}
+
+
+_WEIGHT = {"product_view": 1.0, "search": 1.0, "add_to_cart": 3.0, "purchase": 5.0}

@@ -98,3 +98,44 @@ def test_dedupe_window_is_bounded() -> None:
     for i in range(10):
         s = apply(s, ev(str(i), "page_view", i), small).state
     assert s is not None and s.recent_ids == ("7", "8", "9")
+
+
+def test_recency_lifetime_and_service() -> None:
+    s = fold(
+        [
+            ev("1", "add_to_cart", 10, product_id="a", price=20.0, quantity=2),
+            ev("2", "purchase", 20),  # no order_value: the cart's value
+            ev("3", "purchase", 30, order_value=15.5),
+            ev("4", "ticket_opened", 40),
+            ev("5", "chat", 50),
+            ev("6", "ticket_resolved", 60),
+            ev("7", "outage_notice", 70),
+            ev("8", "delivery_update", 80, status="failed"),
+            ev("9", "delivery_update", 90, status="delivered"),
+            ev("10", "survey_response", 100, nps=3),
+        ]
+    )
+    assert s is not None
+    assert (s.lifetime.orders, s.lifetime.value) == (2, 55.5)
+    assert s.last_at["purchase"] == 30 and s.last_at["delivery_update"] == 90
+    sv = s.service
+    assert (sv.open_tickets, sv.last_contact_at, sv.last_outage_at) == (0, 50, 70)
+    assert (sv.last_delivery_problem_at, sv.last_nps, sv.last_csat) == (80, 3, None)
+
+
+def test_category_affinity_decays_by_half_life() -> None:
+    cfg = StateConfig(affinity_half_life_s=100.0)
+    s = apply(None, ev("1", "add_to_cart", 0, category="shoes", product_id="a"), cfg).state
+    s = apply(s, ev("2", "product_view", 100, category="hats"), cfg).state
+    assert s.affinity == {"shoes": 1.5, "hats": 1.0}  # 3.0 halved once, plus a new view
+    s = apply(s, ev("3", "product_view", 300, category="hats"), cfg).state
+    assert s.affinity == {"hats": 1.25, "shoes": 0.375}
+    assert list(s.affinity) == ["hats", "shoes"]
+
+
+def test_affinity_keeps_the_top_categories() -> None:
+    cfg = StateConfig(affinity_top=3)
+    s = None
+    for i in range(6):
+        s = apply(s, ev(str(i), "product_view", i, category=f"c{i}"), cfg).state
+    assert s is not None and len(s.affinity) == 3
