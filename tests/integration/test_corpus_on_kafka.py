@@ -64,3 +64,11 @@ async def test_corpus_dead_letters_with_reasons(kafka, prefix, start_worker) -> 
     per_reason = {dict(k)["reason"]: v for k, v in m["baton_deadletters_total"].items()}
     assert per_reason == {k: float(v) for k, v in Counter(bad.values()).items()}
     assert worker.proc.poll() is None, "the worker is still running"
+
+    # the duplicate re-wrote the unchanged state: a second, identical changelog record
+    # (this is what heals a changelog left behind by a crash; see agents/app.py)
+    changelog = await read_until(
+        kafka.bootstrap, [f"{prefix}worker-customers-changelog"], lambda rs: False, timeout=4
+    )
+    mine = [r.value for r in changelog if r.key == b"corpus-c1"]
+    assert len(mine) == 2 and mine[0] == mine[1]
