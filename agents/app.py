@@ -30,6 +30,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from agents.metrics import Metrics
 from agents.settings import Settings
 from pipeline.events import Decoder, Event, Rejected, format_time
+from pipeline.identity import merge, resolve
 from pipeline.policy import Decision, Trigger, decide, due_at
 from pipeline.privacy import ERASE, erasure_record
 from pipeline.state import CustomerState, apply
@@ -114,6 +115,10 @@ class Baton:
         self.sources = app.topic(s.topic("events.clickstream"), s.topic("events.service"))
         self.deadletter = app.topic(s.topic("events.deadletter"))
         self.customer_events = app.topic(s.topic("customer-events"), partitions=s.partitions)
+        self.identity_events = app.topic(s.topic("identity-events"), partitions=s.partitions)
+        self.identities = app.Table(
+            "identities", default=None, partitions=s.partitions, key_type=bytes, value_type=bytes
+        )
         self.actions = app.topic(s.topic("actions"))
         self.audit = app.topic(s.topic("audit"))
         # key_type/value_type=bytes select Faust's raw codec for the table. Without them
@@ -123,6 +128,7 @@ class Baton:
             "customers", default=None, partitions=s.partitions, key_type=bytes, value_type=bytes
         )
         app.agent(self.sources, name="ingest")(self._ingest)
+        app.agent(self.identity_events, name="identify")(self._identify)
         app.agent(self.customer_events, name="decide")(self._decide)
         app.timer(s.timer_interval_s)(self._sweep)
         app.page("/metrics")(self._view(self._metrics_page))
@@ -138,8 +144,39 @@ class Baton:
             if isinstance(result, Rejected):
                 await self._dead(ev.key, ev.value, result, src, now)
                 continue
-            body = {"received_at": now, "src": src, "event": result.to_dict()}
-            await self.customer_events.send(key=result.key.encode(), value=orjson.dumps(body))
+            body = orjson.dumps({"received_at": now, "src": src, "event": result.to_dict()})
+            if result.anonymous_id is not None:  # resolve through the identity table first
+                await self.identity_events.send(key=result.anonymous_id.encode(), value=body)
+            else:
+                await self.customer_events.send(key=result.key.encode(), value=body)
+
+    # -- identify ---------------------------------------------------------------------------
+    async def _identify(self, stream: faust.StreamT[bytes]) -> None:
+        """Events with an anonymous id, keyed by it: link, route to the customer, merge."""
+        async for ev in stream.events():
+            anon, doc = ev.key, orjson.loads(ev.value)
+            if "unlink" in doc:
+                if self.identities.get(anon) is not None:
+                    del self.identities[anon]
+                continue
+            link = self.identities.get(anon)
+            r = resolve(Event.from_dict(doc["event"]), link.decode() if link else None)
+            if r.conflict is not None:
+                why = Rejected(
+                    "identity_conflict",
+                    f"anonymous id already linked to customer {r.conflict!r}",
+                    r.event.event_id,
+                )
+                await self._dead(anon, ev.value, why, tuple(doc["src"]), time.time())  # type: ignore[arg-type]
+                continue
+            if r.new_link is not None:
+                self.identities[anon] = r.new_link.encode()
+                self.metrics.links.inc()
+                # the anonymous state lives on the anonymous id's partition: ask it to move
+                move = {"merge_into": r.new_link, "received_at": doc["received_at"]}
+                await self.customer_events.send(key=anon, value=orjson.dumps(move))
+            doc["event"] = r.event.to_dict()
+            await self.customer_events.send(key=r.key.encode(), value=orjson.dumps(doc))
 
     async def _dead(
         self,
@@ -167,6 +204,9 @@ class Baton:
             key, doc = ev.key, orjson.loads(ev.value)
             raw_state = self.customers.get(key)
             state = CustomerState.from_dict(orjson.loads(raw_state)) if raw_state else None
+            if "merge_into" in doc or "absorb" in doc:
+                await self._stitch(key, doc, state)
+                continue
             if "tick" in doc:
                 if state is None:
                     continue
@@ -180,12 +220,33 @@ class Baton:
                     continue
             await self._commit(key, decision, doc["received_at"])
 
+    async def _stitch(self, key: bytes, doc: dict[str, Any], state: CustomerState | None) -> None:
+        """Move an anonymous state to its customer (two steps, each on its own partition)."""
+        if "merge_into" in doc:  # on the anonymous id's partition
+            if state is not None:
+                del self.customers[key]
+                self.due.set(key, None)
+            moved = {
+                "absorb": state.to_dict() if state else None,
+                "from": key.decode(),
+                "received_at": doc["received_at"],
+            }
+            await self.customer_events.send(
+                key=doc["merge_into"].encode(), value=orjson.dumps(moved)
+            )
+            return
+        anon = CustomerState.from_dict(doc["absorb"]) if doc["absorb"] else None
+        merged = merge(state, anon, doc["from"], key.decode(), time.time(), self.state_cfg)
+        if merged is not state:
+            self.metrics.merges.inc()
+            await self._commit(key, Decision(merged), doc["received_at"])
+
     async def _on_event(
         self, key: bytes, doc: dict[str, Any], state: CustomerState | None
     ) -> Decision | None:
         event = Event.from_dict(doc["event"])
         if event.event_type == ERASE:
-            await self._erase(key, event, state is not None)
+            await self._erase(key, event, state)
             return None
         applied = apply(state, event, self.state_cfg)
         if applied.duplicate:
@@ -206,12 +267,18 @@ class Baton:
         trigger = Trigger("event", event.event_id)
         return decide(applied.state, event.event_time, trigger, self.policy_cfg)
 
-    async def _erase(self, key: bytes, event: Event, had_state: bool) -> None:
-        """Delete the customer (a tombstone reaches the changelog), then confirm on audit."""
-        if had_state:
+    async def _erase(self, key: bytes, event: Event, state: CustomerState | None) -> None:
+        """Delete the customer and their identity links (tombstones reach the changelogs),
+        then confirm on the audit topic."""
+        if state is not None:
             del self.customers[key]
+            for anon in state.merged_from:
+                unlink = orjson.dumps({"unlink": True})
+                await self.identity_events.send(key=anon.encode(), value=unlink)
         self.due.set(key, None)
-        record = erasure_record(event, time.time(), had_state)
+        record = erasure_record(
+            event, time.time(), state is not None, unlinked=state.merged_from if state else ()
+        )
         await self.audit.send(key=key, value=orjson.dumps(record))
         self.metrics.events.labels(event.event_type).inc()
         self.metrics.erasures.inc()

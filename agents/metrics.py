@@ -26,6 +26,8 @@ class Metrics:
     decision_latency: Histogram
     customers: Gauge
     erasures: Counter
+    links: Counter
+    merges: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry, prefix: str = "baton") -> Metrics:
@@ -60,6 +62,16 @@ class Metrics:
             erasures=Counter(
                 f"{prefix}_erasures",
                 "Customers erased on request (state deleted, audit sent).",
+                registry=registry,
+            ),
+            links=Counter(
+                f"{prefix}_identity_links",
+                "Anonymous ids linked to a known customer.",
+                registry=registry,
+            ),
+            merges=Counter(
+                f"{prefix}_identity_merges",
+                "Anonymous states merged into a known customer.",
                 registry=registry,
             ),
             customers=Gauge(

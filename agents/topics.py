@@ -45,6 +45,9 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(
         "customer-events", "internal: validated events re-keyed by customer", retention_ms=DAY_MS
     ),
+    TopicSpec(
+        "identity-events", "internal: events with an anonymous id, keyed by it", retention_ms=DAY_MS
+    ),
     TopicSpec("actions", "next-best actions out, keyed by customer (action.v1)"),
     TopicSpec("feedback", "channel responses in: impression, click, accept, dismiss, convert"),
     TopicSpec("training-examples", "internal: labelled feature snapshots for learning"),

@@ -39,6 +39,7 @@ REASONS: Final = (
     "unsupported_schema_version",
     "unknown_event_type",
     "missing_identity",
+    "identity_conflict",
     "schema_violation",
     "bad_timestamp",
     "too_late",

@@ -22,8 +22,11 @@ __all__ = ["ERASE", "erasure_record"]
 ERASE = "erase_request"
 
 
-def erasure_record(event: Event, now: float, had_state: bool) -> dict[str, Any]:
-    """The audit confirmation of an erasure (``schemas/audit.v1.json``)."""
+def erasure_record(
+    event: Event, now: float, had_state: bool, unlinked: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """The audit confirmation of an erasure (``schemas/audit.v1.json``); ``unlinked``
+    counts the anonymous ids whose links to the customer were removed."""
     return {
         "schema_version": 1,
         "kind": "erasure",
@@ -32,5 +35,6 @@ def erasure_record(event: Event, now: float, had_state: bool) -> dict[str, Any]:
         "requested_at": format_time(event.event_time),
         "erased_at": format_time(now),
         "state_deleted": had_state,
-        "stores": ["customers"],
+        "stores": ["customers", "identities"] if unlinked else ["customers"],
+        "anonymous_ids_unlinked": len(unlinked),
     }

@@ -121,6 +121,7 @@ class CustomerState:
     affinity_at: float = 0.0
     service: Service = field(default_factory=Service)
     lifetime: Lifetime = field(default_factory=Lifetime)
+    merged_from: tuple[str, ...] = ()
 
     @property
     def total_events(self) -> int:
@@ -145,6 +146,7 @@ class CustomerState:
             "affinity_at": self.affinity_at,
             "service": _as_dict(self.service),
             "lifetime": _as_dict(self.lifetime),
+            "merged_from": list(self.merged_from),
         }
 
     @classmethod
@@ -166,6 +168,7 @@ class CustomerState:
             affinity_at=d.get("affinity_at", 0.0),
             service=Service(**(d.get("service") or {})),
             lifetime=Lifetime(**(d.get("lifetime") or {})),
+            merged_from=tuple(d.get("merged_from") or ()),
         )
 
 
