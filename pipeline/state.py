@@ -44,6 +44,8 @@ class StateConfig:
     dedupe_window: int = 64
     affinity_half_life_s: float = 7 * 86400.0
     affinity_top: int = 20
+    session_recent: int = 10
+    previous_sessions: int = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,25 @@ class Session:
     started_at: float
     last_event_at: float
     events: int
+    pages: int = 0
+    products: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    searches: tuple[str, ...] = ()
+    purchased: bool = False
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Session:
+        return cls(
+            d["id"],
+            d["started_at"],
+            d["last_event_at"],
+            d["events"],
+            d.get("pages", 0),
+            tuple(d.get("products", ())),
+            tuple(d.get("categories", ())),
+            tuple(d.get("searches", ())),
+            d.get("purchased", False),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +143,7 @@ class CustomerState:
     service: Service = field(default_factory=Service)
     lifetime: Lifetime = field(default_factory=Lifetime)
     merged_from: tuple[str, ...] = ()
+    previous_sessions: tuple[Session, ...] = ()
 
     @property
     def total_events(self) -> int:
@@ -147,6 +169,7 @@ class CustomerState:
             "service": _as_dict(self.service),
             "lifetime": _as_dict(self.lifetime),
             "merged_from": list(self.merged_from),
+            "previous_sessions": [_as_dict(p) for p in self.previous_sessions],
         }
 
     @classmethod
@@ -157,7 +180,7 @@ class CustomerState:
             first_seen=d["first_seen"],
             last_seen=d["last_seen"],
             counts=dict(d.get("counts") or {}),
-            session=Session(**d["session"]) if d.get("session") else None,
+            session=Session.from_dict(d["session"]) if d.get("session") else None,
             cart=Cart(
                 tuple(CartItem(**i) for i in cart.get("items", ())), cart.get("changed_at", 0.0)
             ),
@@ -169,6 +192,7 @@ class CustomerState:
             service=Service(**(d.get("service") or {})),
             lifetime=Lifetime(**(d.get("lifetime") or {})),
             merged_from=tuple(d.get("merged_from") or ()),
+            previous_sessions=tuple(Session.from_dict(p) for p in d.get("previous_sessions") or ()),
         )
 
 
@@ -205,7 +229,7 @@ def apply(state: CustomerState | None, event: Event, cfg: StateConfig) -> Applie
             **_next_affinity(state, event, cfg),
             last_seen=max(state.last_seen, event.event_time),
             counts=counts,
-            session=_next_session(state.session, event, cfg),
+            **_next_sessions(state, event, cfg),
             cart=_next_cart(state.cart, event),
             recent_ids=(*state.recent_ids, event.event_id)[-cfg.dedupe_window :],
         )
@@ -216,12 +240,37 @@ def _session_id(customer_id: str, started_at: float) -> str:
     return hashlib.blake2b(f"{customer_id}|{started_at}".encode(), digest_size=8).hexdigest()
 
 
-def _next_session(s: Session | None, event: Event, cfg: StateConfig) -> Session:
-    t = event.event_time
+def _next_sessions(state: CustomerState, event: Event, cfg: StateConfig) -> dict[str, Any]:
+    s, t = state.session, event.event_time
     if s is None or t - s.last_event_at > cfg.session_gap_s:
-        return Session(_session_id(event.key, t), t, t, 1)
+        ended = (*state.previous_sessions, s)[-cfg.previous_sessions :] if s else ()
+        fresh = _seen(Session(_session_id(event.key, t), t, t, 0), event, cfg)
+        return {"session": fresh, "previous_sessions": ended or state.previous_sessions}
     # A late event inside the session counts but does not move its clock back.
-    return replace(s, last_event_at=max(s.last_event_at, t), events=s.events + 1)
+    return {"session": _seen(replace(s, last_event_at=max(s.last_event_at, t)), event, cfg)}
+
+
+def _seen(s: Session, event: Event, cfg: StateConfig) -> Session:
+    """Count one event into the session and remember what it touched (most recent last)."""
+    props, n = event.properties, cfg.session_recent
+    return replace(
+        s,
+        events=s.events + 1,
+        pages=s.pages + (event.event_type == "page_view"),
+        products=_recent(s.products, props.get("product_id"), n),
+        categories=_recent(s.categories, props.get("category"), n),
+        searches=_recent(
+            s.searches, props.get("query") if event.event_type == "search" else None, n
+        ),
+        purchased=s.purchased or event.event_type == "purchase",
+    )
+
+
+def _recent(items: tuple[str, ...], new: object, n: int) -> tuple[str, ...]:
+    if not new:
+        return items
+    value = str(new)
+    return (*(i for i in items if i != value), value)[-n:]
 
 
 def _next_cart(cart: Cart, event: Event) -> Cart:

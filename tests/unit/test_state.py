@@ -139,3 +139,28 @@ def test_affinity_keeps_the_top_categories() -> None:
     for i in range(6):
         s = apply(s, ev(str(i), "product_view", i, category=f"c{i}"), cfg).state
     assert s is not None and len(s.affinity) == 3
+
+
+def test_session_remembers_what_it_touched_and_keeps_previous_sessions() -> None:
+    cfg = StateConfig(session_gap_s=100, session_recent=2, previous_sessions=2)
+    s = None
+    for i, (kind, props) in enumerate(
+        [
+            ("page_view", {}),
+            ("product_view", {"product_id": "a", "category": "x"}),
+            ("product_view", {"product_id": "b", "category": "y"}),
+            ("search", {"query": "lamp"}),
+            ("product_view", {"product_id": "a", "category": "x"}),
+            ("purchase", {}),
+        ]
+    ):
+        s = apply(s, ev(str(i), kind, i, **props), cfg).state
+    assert s is not None and s.session is not None
+    cur = s.session
+    assert (cur.events, cur.pages, cur.purchased) == (6, 1, True)
+    assert (cur.products, cur.categories, cur.searches) == (("b", "a"), ("y", "x"), ("lamp",))
+    for k, t in enumerate((200, 400, 600)):  # three more sessions
+        s = apply(s, ev(f"n{k}", "page_view", t), cfg).state
+    assert [p.started_at for p in s.previous_sessions] == [200, 400]
+    assert s.session is not None and s.session.started_at == 600
+    assert CustomerState.from_dict(s.to_dict()) == s
