@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import heapq
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,7 @@ from pipeline.state import CustomerState, apply
 __all__ = ["Baton", "create_app"]
 
 RESCAN_EVERY_S = 60.0
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -88,6 +90,8 @@ class Baton:
         self.decoder = Decoder(s.decode_config())
         self.state_cfg, self.policy_cfg = s.state_config(), s.policy_config()
         self.due = _Due()
+        if s.default_pii_key:
+            log.warning("BATON_PII_HASH_KEY is not set: e-mail/phone hashes use the default key")
         self._last_rescan = 0.0
         s.data_dir.mkdir(parents=True, exist_ok=True)
         self.app = faust.App(

@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     timer_interval_s: float = 5.0
     session_timeout_s: float = 60.0
     log_level: str = "info"
+    pii_hash_key: SecretStr = SecretStr("baton-development-key")
 
     def topic(self, name: str) -> str:
         """Full topic name for a logical name, e.g. ``actions`` -> ``baton.actions``."""
@@ -67,7 +68,13 @@ class Settings(BaseSettings):
         return DecodeConfig(self.max_event_bytes, self.max_future_s, self.max_lateness_s)
 
     def state_config(self) -> StateConfig:
-        return StateConfig(session_gap_s=self.session_gap_s)
+        key = self.pii_hash_key.get_secret_value().encode()
+        return StateConfig(session_gap_s=self.session_gap_s, pii_key=key)
+
+    @property
+    def default_pii_key(self) -> bool:
+        """True while the e-mail/phone hash key is the shipped default (set your own)."""
+        return self.pii_hash_key.get_secret_value() == "baton-development-key"
 
     def policy_config(self) -> PolicyConfig:
         return PolicyConfig(self.cart_abandon_after_s, self.action_ttl_s)

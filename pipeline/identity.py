@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pipeline.events import Event
+from pipeline.profile import merge_profiles
 from pipeline.state import Cart, CartItem, CustomerState, Lifetime, Service, StateConfig
 
 __all__ = ["Resolved", "merge", "resolve"]
@@ -90,6 +91,10 @@ def merge(
             round(known.lifetime.value + anon.lifetime.value, 2),
         ),
         **_merge_affinity(known, anon, cfg),
+        profile=merge_profiles(known.profile, anon.profile),
+        previous_sessions=tuple(
+            sorted((*known.previous_sessions, *anon.previous_sessions), key=lambda x: x.started_at)
+        )[-cfg.previous_sessions :],
         merged_from=(*known.merged_from, anon_id),
     )
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pipeline.events import Event
+from pipeline.profile import Profile, next_profile
 
 __all__ = [
     "Applied",
@@ -46,6 +47,7 @@ class StateConfig:
     affinity_top: int = 20
     session_recent: int = 10
     previous_sessions: int = 3
+    pii_key: bytes = field(default=b"", repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +146,7 @@ class CustomerState:
     lifetime: Lifetime = field(default_factory=Lifetime)
     merged_from: tuple[str, ...] = ()
     previous_sessions: tuple[Session, ...] = ()
+    profile: Profile = field(default_factory=Profile)
 
     @property
     def total_events(self) -> int:
@@ -170,6 +173,7 @@ class CustomerState:
             "lifetime": _as_dict(self.lifetime),
             "merged_from": list(self.merged_from),
             "previous_sessions": [_as_dict(p) for p in self.previous_sessions],
+            "profile": self.profile.to_dict(),
         }
 
     @classmethod
@@ -193,6 +197,7 @@ class CustomerState:
             lifetime=Lifetime(**(d.get("lifetime") or {})),
             merged_from=tuple(d.get("merged_from") or ()),
             previous_sessions=tuple(Session.from_dict(p) for p in d.get("previous_sessions") or ()),
+            profile=Profile.from_dict(d.get("profile")),
         )
 
 
@@ -224,6 +229,7 @@ def apply(state: CustomerState | None, event: Event, cfg: StateConfig) -> Applie
         replace(
             state,
             last_at=last_at,
+            profile=next_profile(state.profile, event, cfg.pii_key),
             service=_next_service(state.service, event),
             lifetime=_next_lifetime(state.lifetime, state.cart, event),
             **_next_affinity(state, event, cfg),
