@@ -33,12 +33,11 @@ from agents.settings import Settings
 from pipeline.events import Decoder, Event, Rejected, format_time
 from pipeline.identity import merge, resolve
 from pipeline.policy import Decision, Trigger, decide, due_at
-from pipeline.privacy import ERASE, erasure_record
+from pipeline.privacy import ERASE, erasure_record, expired
 from pipeline.state import CustomerState, apply
 
 __all__ = ["Baton", "create_app"]
 
-RESCAN_EVERY_S = 60.0
 log = logging.getLogger(__name__)
 
 
@@ -211,6 +210,13 @@ class Baton:
             if "merge_into" in doc or "absorb" in doc:
                 await self._stitch(key, doc, state)
                 continue
+            if "expire" in doc:  # checked again here: an event may have come since
+                if state is not None and expired(
+                    state, doc["expire"], self.settings.state_retention_s
+                ):
+                    await self._forget(key, state)
+                    self.metrics.expired.inc()
+                continue
             if "tick" in doc:
                 if state is None:
                     continue
@@ -275,17 +281,20 @@ class Baton:
         """Delete the customer and their identity links (tombstones reach the changelogs),
         then confirm on the audit topic."""
         if state is not None:
-            del self.customers[key]
-            for anon in state.merged_from:
-                unlink = orjson.dumps({"unlink": True})
-                await self.identity_events.send(key=anon.encode(), value=unlink)
-        self.due.set(key, None)
+            await self._forget(key, state)
         record = erasure_record(
             event, time.time(), state is not None, unlinked=state.merged_from if state else ()
         )
         await self.audit.send(key=key, value=orjson.dumps(record))
         self.metrics.events.labels(event.event_type).inc()
         self.metrics.erasures.inc()
+
+    async def _forget(self, key: bytes, state: CustomerState) -> None:
+        """Delete the customer's state and identity links (tombstones on both changelogs)."""
+        del self.customers[key]
+        self.due.set(key, None)
+        for anon in state.merged_from:
+            await self.identity_events.send(key=anon.encode(), value=orjson.dumps({"unlink": True}))
 
     async def _commit(self, key: bytes, decision: Decision, received_at: float) -> None:
         if decision.action is not None:
@@ -299,23 +308,28 @@ class Baton:
     # -- timer ------------------------------------------------------------------------------
     async def _sweep(self) -> None:
         now = time.time()
-        if now - self._last_rescan >= RESCAN_EVERY_S and not self.app.rebalancing:
-            self._rescan()
+        if now - self._last_rescan >= self.settings.rescan_interval_s and not self.app.rebalancing:
+            for key in self._rescan(now):
+                body = {"expire": now, "received_at": now}
+                await self.customer_events.send(key=key, value=orjson.dumps(body))
             self._last_rescan = now
         for key in self.due.pop_due(now):
             body = {"tick": now, "received_at": now}
             await self.customer_events.send(key=key, value=orjson.dumps(body))
 
-    def _rescan(self) -> None:
-        """Rebuild the due list from the table (after a restart or a rebalance)."""
-        n = 0
+    def _rescan(self, now: float) -> list[bytes]:
+        """Rebuild the due list from the table (after a restart or a rebalance) and
+        return the customers idle past the retention, to expire."""
+        n, idle = 0, []
         for key, raw in self.customers.items():
             n += 1
             if raw:
-                self.due.set(
-                    key, due_at(CustomerState.from_dict(orjson.loads(raw)), self.policy_cfg)
-                )
+                state = CustomerState.from_dict(orjson.loads(raw))
+                self.due.set(key, due_at(state, self.policy_cfg))
+                if expired(state, now, self.settings.state_retention_s):
+                    idle.append(key)
         self.metrics.customers.set(n)
+        return idle
 
     # -- web --------------------------------------------------------------------------------
     @staticmethod

@@ -26,6 +26,7 @@ class Metrics:
     decision_latency: Histogram
     customers: Gauge
     erasures: Counter
+    expired: Counter
     links: Counter
     merges: Counter
 
@@ -62,6 +63,11 @@ class Metrics:
             erasures=Counter(
                 f"{prefix}_erasures",
                 "Customers erased on request (state deleted, audit sent).",
+                registry=registry,
+            ),
+            expired=Counter(
+                f"{prefix}_customers_expired",
+                "Customers deleted after being idle past the retention.",
                 registry=registry,
             ),
             links=Counter(

@@ -16,8 +16,9 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.events import Event, format_time
+from pipeline.state import CustomerState
 
-__all__ = ["ERASE", "erasure_record"]
+__all__ = ["ERASE", "erasure_record", "expired"]
 
 ERASE = "erase_request"
 
@@ -38,3 +39,12 @@ def erasure_record(
         "stores": ["customers", "identities"] if unlinked else ["customers"],
         "anonymous_ids_unlinked": len(unlinked),
     }
+
+
+def expired(state: CustomerState, now: float, retention_s: float) -> bool:
+    """True when the customer has been idle (by event time) for longer than the retention.
+
+    >>> expired(CustomerState("c1", 0.0, 100.0), now=200.0, retention_s=50.0)
+    True
+    """
+    return now - state.last_seen > retention_s
