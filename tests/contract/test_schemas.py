@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import re
+from pathlib import Path
 
 import jsonschema_rs
+import orjson
 import pytest
 
 import schemas
@@ -49,3 +52,28 @@ def test_event_types_in_schema_cover_both_topics() -> None:
     types = set(schemas.load("event.v1")["properties"]["event_type"]["enum"])
     assert {"page_view", "add_to_cart", "purchase", "login"} <= types
     assert {"ticket_opened", "outage_notice", "survey_response", "consent_changed"} <= types
+
+
+def test_every_event_type_has_an_example_that_the_core_accepts() -> None:
+    from pipeline.events import DecodeConfig, Decoder, parse_time
+
+    doc = schemas.load("event.v1")
+    types = set(doc["properties"]["event_type"]["enum"])
+    assert {e["event_type"] for e in doc["examples"]} == types
+    dec = Decoder(DecodeConfig())
+    for example in doc["examples"]:
+        now = parse_time(example["event_time"]) or 0.0
+        assert isinstance(dec.decode(orjson.dumps(example), now), Event), example
+
+
+PROPERTY_READ = re.compile(r"""(?:props|properties)(?:\.get\(|\[)\s*"([a-z_]+)\"""")
+
+
+def test_every_property_the_core_reads_is_in_the_schema() -> None:
+    declared = set(schemas.load("event.v1")["properties"]["properties"]["properties"])
+    read: set[str] = set()
+    for path in (Path(__file__).resolve().parents[2] / "pipeline").glob("*.py"):
+        if path.name != "simulator.py":  # the simulator writes events, it does not read them
+            read |= set(PROPERTY_READ.findall(path.read_text()))
+    assert read, "the pattern finds the reads"
+    assert read <= declared, sorted(read - declared)

@@ -19,16 +19,19 @@ pytestmark = [pytest.mark.broker, pytest.mark.slow]
 async def test_idle_customers_expire(kafka, prefix, start_worker) -> None:
     worker = start_worker(BATON_STATE_RETENTION_S="3600", BATON_RESCAN_INTERVAL_S="1")
     now, topic = time.time(), f"{prefix}events.clickstream"
-    msgs = [(topic, b"old", orjson.dumps(event_doc("o1", "page_view", now - 7200, "old", {}))),
-            (topic, b"new", orjson.dumps(event_doc("n1", "page_view", now - 60, "new", {})))]
+    msgs = [
+        (topic, b"old", orjson.dumps(event_doc("o1", "page_view", now - 7200, "old", {}))),
+        (topic, b"new", orjson.dumps(event_doc("n1", "page_view", now - 60, "new", {}))),
+    ]
     await produce(kafka.bootstrap, msgs)
 
     def expired(rs: list) -> bool:
         latest = latest_by_key(rs)
         return b"old" in latest and latest[b"old"] is None
 
-    changelog = await read_until(kafka.bootstrap, [f"{prefix}worker-customers-changelog"],
-                                 expired, timeout=60, grace=2)
+    changelog = await read_until(
+        kafka.bootstrap, [f"{prefix}worker-customers-changelog"], expired, timeout=60, grace=2
+    )
     latest = latest_by_key(changelog)
     assert latest[b"old"] is None and latest[b"new"] is not None
     for _ in range(50):
