@@ -17,7 +17,10 @@ import orjson
 import pytest
 
 from agents.demo import scrape
+from agents.settings import Settings
+from pipeline.events import Event
 from pipeline.simulator import event_doc
+from pipeline.state import apply
 from tests.kafkaio import latest_by_key, produce, read_until
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
@@ -36,6 +39,7 @@ async def test_killed_worker_state_is_recovered_exactly(
     kafka, prefix, start_worker, store, tmp_path
 ) -> None:
     now, msgs, valid = time.time(), [], Counter()
+    written: dict[str, list[dict]] = {}
     for i in range(400):
         cid = f"r{i:03d}"
         for k in range(10):
@@ -44,6 +48,7 @@ async def test_killed_worker_state_is_recovered_exactly(
             doc = event_doc(f"{cid}-{k}", kind, now - 3600 + k, cid, item)
             msgs.append((f"{prefix}events.clickstream", cid.encode(), orjson.dumps(doc)))
             valid[cid] += 1
+            written.setdefault(cid, []).append(doc)
     await produce(kafka.bootstrap, msgs)
 
     # a short group session: the dead member's partitions move sooner. With RocksDB the
@@ -95,3 +100,25 @@ async def test_killed_worker_state_is_recovered_exactly(
         by_customer.setdefault(r.key.decode(), set()).add(orjson.loads(r.value)["decision_id"])
     assert set(by_customer) == carts
     assert all(len(ids) == 1 for ids in by_customer.values()), "a redelivery kept its decision id"
+
+    # every key and every value: the recovered state equals a pure replay of what was
+    # written (the standing action aside, whose times come from the worker's clock)
+    changelog = await read_until(
+        kafka.bootstrap, [f"{prefix}worker-customers-changelog"], lambda rs: False, timeout=4
+    )
+    got = {k.decode(): orjson.loads(v) for k, v in latest_by_key(changelog).items()}
+    cfg = Settings().state_config()
+    assert set(got) == set(written)
+    for cid, docs in written.items():
+        expected = None
+        for d in docs:
+            expected = apply(expected, Event.from_dict(d), cfg).state
+        assert expected is not None
+        want, have = orjson.loads(orjson.dumps(expected.to_dict())), dict(got[cid])
+        standing = have.pop("last_action")
+        want.pop("last_action")
+        assert have == want, cid
+        if cid in carts:
+            assert standing["decision_id"] in by_customer[cid]
+        else:
+            assert standing is None
