@@ -44,3 +44,20 @@ def test_throughput_bench_smoke(kafka, tmp_path: Path) -> None:
     assert r["latency_samples"] == 10
     assert 0 < r["latency_p50_ms"] <= r["latency_p99_ms"]
     assert r["worker_rss_mb_after"] > 0
+
+
+def test_memory_bench_smoke(kafka, tmp_path: Path) -> None:
+    out = tmp_path / "m.json"
+    env = {**os.environ, "BATON_KAFKA_BOOTSTRAP": kafka.bootstrap}
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.memory", "--customers", "150", "--json", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()[-3000:]
+    rows = {r["store"]: r for r in json.loads(out.read_text())}
+    assert set(rows) == {"memory", "rocksdb"}
+    assert all(r["customers"] == 150 and r["state_bytes_mean"] > 100 for r in rows.values())
+    assert rows["rocksdb"]["rocksdb_disk_mb_per_100k_customers"] > 0
