@@ -29,7 +29,7 @@ from agents.settings import Settings
 from agents.topics import create_topics
 from pipeline.simulator import SimConfig, Simulator
 
-__all__ = ["run_demo", "scrape", "simulate", "start_worker", "wait_healthy"]
+__all__ = ["run_demo", "scrape", "simulate", "start_worker", "stop_worker", "wait_healthy"]
 
 DEMO_DEFAULTS = {"BATON_CART_ABANDON_AFTER_S": "10", "BATON_TIMER_INTERVAL_S": "1"}
 
@@ -103,7 +103,8 @@ def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def _stop(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+def stop_worker(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    """Stop a worker process: SIGTERM, then SIGKILL after ``timeout`` seconds."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -229,7 +230,7 @@ def run_demo(duration: float, customers: int, seed: int) -> int:
         return 0
     finally:
         if proc is not None:
-            _stop(proc)
+            stop_worker(proc)
         if kafka is not None:
             kafka.cleanup()
         print("stopped worker and broker")

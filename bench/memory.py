@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 import tempfile
@@ -21,10 +20,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from agents.demo import _stop, scrape, start_worker, wait_healthy
-from agents.localkafka import LocalKafka, free_port
+from agents.demo import scrape, start_worker, stop_worker, wait_healthy
+from agents.localkafka import free_port
 from agents.settings import Settings
 from agents.topics import create_topics
+from bench.common import broker, save
 from bench.throughput import event, produce_all, rss_mb
 from tests.kafkaio import latest_by_key, read_until
 
@@ -75,7 +75,7 @@ async def one_store(store: str, bootstrap: str, customers: int, workdir: Path) -
         after = rss_mb(proc.pid)
         disk = du_mb(data) if store == "rocksdb" else 0.0
     finally:
-        _stop(proc)
+        stop_worker(proc)
     changelog = await read_until(
         bootstrap, [f"{prefix}worker-customers-changelog"], lambda rs: False, timeout=5
     )
@@ -98,25 +98,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="baton-bench-mem-"))
-    kafka, bootstrap = None, os.environ.get("BATON_KAFKA_BOOTSTRAP")
-    if not bootstrap:
-        kafka = LocalKafka(workdir / "kafka")
-        bootstrap = kafka.start()
-    try:
+    with broker(workdir) as bootstrap:
         rows = [
             asyncio.run(one_store(s, bootstrap, args.customers, workdir))
             for s in ("memory", "rocksdb")
         ]
-    finally:
-        if kafka:
-            kafka.cleanup()
     keys = list(rows[0])
     print("  ".join(f"{k:>20}" for k in keys))
     for r in rows:
         print("  ".join(f"{r[k]!s:>20}" for k in keys))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(rows, indent=2))
+    save(args.json, rows)
     return 0
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import sys
@@ -24,10 +23,11 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from agents.demo import _stop, scrape, start_worker, wait_healthy
-from agents.localkafka import LocalKafka, free_port
+from agents.demo import scrape, start_worker, stop_worker, wait_healthy
+from agents.localkafka import free_port
 from agents.settings import Settings
 from agents.topics import create_topics
+from bench.common import broker, save
 from pipeline.simulator import event_doc
 
 __all__ = ["main"]
@@ -216,7 +216,7 @@ async def run(args: argparse.Namespace, bootstrap: str, workdir: Path) -> dict[s
         rss_full = rss_mb(proc.pid)
         lat = await latency(s, args.latency_events, args.rate)
     finally:
-        _stop(proc)
+        stop_worker(proc)
     return {
         "events": n,
         "customers": customers,
@@ -244,22 +244,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="baton-bench-"))
-    kafka = None
-    bootstrap = os.environ.get("BATON_KAFKA_BOOTSTRAP")
-    if not bootstrap:
-        kafka = LocalKafka(workdir / "kafka")
-        bootstrap = kafka.start()
-    try:
+    with broker(workdir) as bootstrap:
         result = asyncio.run(run(args, bootstrap, workdir))
-    finally:
-        if kafka:
-            kafka.cleanup()
     width = max(len(k) for k in result)
     for k, v in result.items():
         print(f"{k:<{width}}  {v}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
+    save(args.json, result)
     return 0
 
 

@@ -59,7 +59,7 @@ class WorkerProc:
 @pytest.fixture
 def start_worker(kafka: Broker, prefix: str, tmp_path: Path) -> Iterator[Callable[..., WorkerProc]]:
     """Start real ``baton worker`` processes on the session broker; stopped at teardown."""
-    from agents.demo import _stop, start_worker, wait_healthy
+    from agents.demo import start_worker, stop_worker, wait_healthy
     from agents.localkafka import free_port
 
     started: list[WorkerProc] = []
@@ -91,5 +91,5 @@ def start_worker(kafka: Broker, prefix: str, tmp_path: Path) -> Iterator[Callabl
 
     yield start
     for w in started:
-        _stop(w.proc)
+        stop_worker(w.proc)
         print(f"--- {w.log} (tail) ---\n{w.log_tail(30)}")

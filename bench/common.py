@@ -1,0 +1,34 @@
+"""What the benchmarks share: a broker to run on, and where the figures go."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from agents.localkafka import LocalKafka
+
+__all__ = ["broker", "save"]
+
+
+@contextlib.contextmanager
+def broker(workdir: Path) -> Iterator[str]:
+    """BATON_KAFKA_BOOTSTRAP if set, else a local Apache Kafka started (and stopped) here."""
+    if os.environ.get("BATON_KAFKA_BOOTSTRAP"):
+        yield os.environ["BATON_KAFKA_BOOTSTRAP"]
+        return
+    kafka = LocalKafka(workdir / "kafka")
+    try:
+        yield kafka.start()
+    finally:
+        kafka.cleanup()
+
+
+def save(path: Path | None, result: Any) -> None:
+    """Write the figures as JSON, if a path was given."""
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2))
