@@ -170,7 +170,8 @@ class Baton:
                     f"anonymous id already linked to customer {r.conflict!r}",
                     r.event.event_id,
                 )
-                await self._dead(anon, ev.value, why, tuple(doc["src"]), time.time())  # type: ignore[arg-type]
+                raw = orjson.dumps(doc["event"])  # as forwarded, like a duplicate's
+                await self._dead(anon, raw, why, tuple(doc["src"]), time.time())  # type: ignore[arg-type]
                 continue
             if r.new_link is not None:
                 self.identities[anon] = r.new_link.encode()

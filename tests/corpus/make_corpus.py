@@ -1,6 +1,7 @@
 """Writes the bad-input corpus: one file per message in ``bad/`` and ``MANIFEST.json``
 mapping each file to the dead-letter reason Baton must give it ("valid" for the
-few good messages the corpus needs, such as the first copy of a duplicate).
+few good messages the corpus needs, such as the first copy of a duplicate). Files are
+sent in name order: a duplicate and an identity conflict need their first message.
 
     python tests/corpus/make_corpus.py      # rewrite the files (they are committed)
 
@@ -81,6 +82,30 @@ CASES: dict[str, tuple[bytes, str]] = {
     "35-time-ancient": (j(doc(event_time="2001-01-01T00:00:00Z")), "too_late"),
     "36-duplicate-first": (j(doc(event_id="corpus-dup")), "valid"),
     "37-duplicate-second": (j(doc(event_id="corpus-dup")), "duplicate"),
+    "38-device-login-first": (
+        j(
+            doc(
+                event_id="corpus-l1",
+                event_type="login",
+                properties={},
+                customer_id="corpus-c3",
+                anonymous_id="corpus-device",
+            )
+        ),
+        "valid",
+    ),
+    "39-device-claimed-by-another": (
+        j(
+            doc(
+                event_id="corpus-l2",
+                event_type="login",
+                customer_id="corpus-c4",
+                properties={},
+                anonymous_id="corpus-device",
+            )
+        ),
+        "identity_conflict",
+    ),
 }
 
 

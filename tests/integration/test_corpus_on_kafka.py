@@ -45,11 +45,13 @@ async def test_corpus_dead_letters_with_reasons(kafka, prefix, start_worker) -> 
     got = {}
     for rec in dead:
         env = orjson.loads(rec.value)
-        got[env["event_id"] if env["reason"] == "duplicate" else rec.key.decode()] = env
-    assert {k: e["reason"] for k, e in got.items() if k != "corpus-dup"} == {
-        n: r for n, r in bad.items() if r != "duplicate"
+        later = env["reason"] in ("duplicate", "identity_conflict")  # keyed by customer/device
+        got[env["event_id"] if later else rec.key.decode()] = env
+    found_later = {"corpus-dup": "duplicate", "corpus-l2": "identity_conflict"}
+    assert {k: e["reason"] for k, e in got.items() if k not in found_later} == {
+        n: r for n, r in bad.items() if r not in found_later.values()
     }, worker.log_tail()
-    assert got["corpus-dup"]["reason"] == "duplicate"
+    assert {k: got[k]["reason"] for k in found_later} == found_later
     for name, env in got.items():
         if name in sent:
             assert base64.b64decode(env["raw_base64"]) == sent[name], name
@@ -58,9 +60,9 @@ async def test_corpus_dead_letters_with_reasons(kafka, prefix, start_worker) -> 
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         m = scrape(worker.web_port)
-        if sum(m.get("baton_events_processed_total", {}).values()) >= 2:
+        if sum(m.get("baton_events_processed_total", {}).values()) >= 3:
             break
-    assert sum(m["baton_events_processed_total"].values()) == 2  # dup-first and "after"
+    assert sum(m["baton_events_processed_total"].values()) == 3  # dup, login, "after"
     per_reason = {dict(k)["reason"]: v for k, v in m["baton_deadletters_total"].items()}
     assert per_reason == {k: float(v) for k, v in Counter(bad.values()).items()}
     assert worker.proc.poll() is None, "the worker is still running"
