@@ -17,6 +17,7 @@ the worker that owns the partition and through the same single-writer path.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import heapq
 import logging
@@ -91,7 +92,7 @@ class Baton:
         self.due = _Due()
         if s.default_pii_key:
             log.warning("BATON_PII_HASH_KEY is not set: e-mail/phone hashes use the default key")
-        self._last_rescan = 0.0
+        self._last_rescan, self._scanned_at = 0.0, -1
         s.data_dir.mkdir(parents=True, exist_ok=True)
         self.app = faust.App(
             s.group_id,
@@ -308,28 +309,34 @@ class Baton:
 
     # -- timer ------------------------------------------------------------------------------
     async def _sweep(self) -> None:
-        now = time.time()
-        if now - self._last_rescan >= self.settings.rescan_interval_s and not self.app.rebalancing:
-            for key in self._rescan(now):
+        now, app = time.time(), self.app
+        interval_passed = now - self._last_rescan >= self.settings.rescan_interval_s
+        if not app.rebalancing and (interval_passed or self._scanned_at != app.rebalancing_count):
+            self._scanned_at, self._last_rescan = app.rebalancing_count, now
+            for key in await self._rescan(now):
                 body = {"expire": now, "received_at": now}
                 await self.customer_events.send(key=key, value=orjson.dumps(body))
-            self._last_rescan = now
         for key in self.due.pop_due(now):
             body = {"tick": now, "received_at": now}
             await self.customer_events.send(key=key, value=orjson.dumps(body))
 
-    def _rescan(self, now: float) -> list[bytes]:
-        """Rebuild the due list from the table (after a restart or a rebalance) and
-        return the customers idle past the retention, to expire."""
-        n, idle = 0, []
-        for key, raw in self.customers.items():
-            n += 1
+    async def _rescan(self, now: float) -> list[bytes]:
+        """Rebuild the due list from the table (after each rebalance, which covers a
+        restart) and return the customers idle past the retention, to expire.
+
+        It reads the whole local table, so it yields to the event loop every few hundred
+        customers and runs only after a rebalance or every ``rescan_interval_s``."""
+        keys, idle = list(self.customers.keys()), []  # a snapshot: the agent writes meanwhile
+        for i, key in enumerate(keys):
+            if i % 500 == 499:
+                await asyncio.sleep(0)
+            raw = self.customers.get(key)
             if raw:
                 state = CustomerState.from_dict(orjson.loads(raw))
                 self.due.set(key, due_at(state, self.policy_cfg))
                 if expired(state, now, self.settings.state_retention_s):
                     idle.append(key)
-        self.metrics.customers.set(n)
+        self.metrics.customers.set(len(keys))
         return idle
 
     # -- web --------------------------------------------------------------------------------

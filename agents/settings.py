@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     action_ttl_s: float = 86400.0
     timer_interval_s: float = 5.0
     session_timeout_s: float = 60.0
-    rescan_interval_s: float = 60.0
+    rescan_interval_s: float = 3600.0
     state_retention_s: float = 400 * 86400.0
     log_level: str = "info"
     pii_hash_key: SecretStr = SecretStr("baton-development-key")
