@@ -14,7 +14,8 @@ topic is numbers, checked on the way in.
     ...     m.learn({"cart_value": float(i % 5)}, i % 5 > 2)
     >>> m.predict({"cart_value": 4.0}) > m.predict({"cart_value": 0.0})
     True
-    >>> IntentModel.from_snapshot(m.snapshot()).predict({"cart_value": 4.0}) == m.predict({"cart_value": 4.0})
+    >>> r = IntentModel.from_snapshot(m.snapshot())
+    >>> r.predict({"cart_value": 4.0}) == m.predict({"cart_value": 4.0})
     True
 """
 
