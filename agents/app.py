@@ -30,6 +30,7 @@ import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from agents.metrics import Metrics
+from agents.models import ModelRegistry
 from agents.settings import Settings
 from pipeline.events import Decoder, Event, Rejected, format_time
 from pipeline.identity import merge, resolve
@@ -92,6 +93,9 @@ class Baton:
         self.due = _Due()
         if s.default_pii_key:
             log.warning("BATON_PII_HASH_KEY is not set: e-mail/phone hashes use the default key")
+        if s.model_signing_key.get_secret_value() == "baton-development-model-key":
+            log.warning("BATON_MODEL_SIGNING_KEY is not set: model snapshots use the default key")
+        self.models = ModelRegistry(s, self.metrics)
         self._last_rescan, self._scanned_at = 0.0, -1
         s.data_dir.mkdir(parents=True, exist_ok=True)
         self.app = faust.App(
@@ -135,6 +139,7 @@ class Baton:
         app.agent(self.identity_events, name="identify")(self._identify)
         app.agent(self.customer_events, name="decide")(self._decide)
         app.timer(s.timer_interval_s)(self._sweep)
+        app.task(self.models.follow)
         app.page("/metrics")(self._view(self._metrics_page))
         app.page("/health")(self._view(self._health_page))
 
@@ -301,7 +306,9 @@ class Baton:
     async def _commit(self, key: bytes, decision: Decision, received_at: float) -> None:
         if decision.action is not None:
             action = decision.action
-            await self.actions.send(key=key, value=orjson.dumps(action.to_dict()))
+            wire = action.to_dict()
+            wire["explanation"] |= self.models.score(decision.state, action.decided_at)
+            await self.actions.send(key=key, value=orjson.dumps(wire))
             self.metrics.actions.labels(action.action).inc()
             self.metrics.decision_latency.observe(max(0.0, time.time() - received_at))
         self.customers[key] = orjson.dumps(decision.state.to_dict())

@@ -102,6 +102,40 @@ def topics_create() -> None:
         click.echo(f"{settings.topic(t.name):40} {state:8} {t.cleanup:8} {t.description}")
 
 
+@main.group()
+def models() -> None:
+    """Intent model snapshots on the compacted models topic."""
+
+
+@models.command("publish")
+@click.argument("snapshot_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def models_publish(snapshot_file: Path) -> None:
+    """Sign a model snapshot (JSON) with BATON_MODEL_SIGNING_KEY and publish it.
+
+    Every worker verifies the signature and loads it without restarting.
+    """
+    import orjson
+
+    from pipeline.models import IntentModel, sign
+
+    settings = Settings()
+    model = IntentModel.from_snapshot(orjson.loads(snapshot_file.read_bytes()))  # validates
+    raw = sign(model.snapshot(), settings.model_signing_key.get_secret_value().encode())
+    asyncio.run(_publish(settings, settings.topic("models"), model.intent.encode(), raw))
+    click.echo(f"published {model.intent} model version {model.version}")
+
+
+async def _publish(settings: Settings, topic: str, key: bytes, value: bytes) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(**settings.client_kwargs(), acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value, key=key)
+    finally:
+        await producer.stop()
+
+
 @main.command()
 @click.option("--duration", type=float, default=60.0, show_default=True, help="Seconds to run.")
 @click.option("--customers", type=int, default=300, show_default=True)

@@ -28,6 +28,9 @@ class Metrics:
     erasures: Counter
     expired: Counter
     links: Counter
+    snapshots_loaded: Counter
+    snapshots_refused: Counter
+    model_version: Gauge
     merges: Counter
 
     @classmethod
@@ -68,6 +71,24 @@ class Metrics:
             expired=Counter(
                 f"{prefix}_customers_expired",
                 "Customers deleted after being idle past the retention.",
+                registry=registry,
+            ),
+            snapshots_loaded=Counter(
+                f"{prefix}_model_snapshots_loaded",
+                "Model snapshots verified and loaded.",
+                ["intent"],
+                registry=registry,
+            ),
+            snapshots_refused=Counter(
+                f"{prefix}_model_snapshots_refused",
+                "Model snapshots refused: bad_signature, malformed, older.",
+                ["reason"],
+                registry=registry,
+            ),
+            model_version=Gauge(
+                f"{prefix}_model_version",
+                "Version (examples learned) of the model in use.",
+                ["intent"],
                 registry=registry,
             ),
             links=Counter(

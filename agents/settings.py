@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     state_retention_s: float = 400 * 86400.0
     log_level: str = "info"
     pii_hash_key: SecretStr = SecretStr("baton-development-key")
+    model_signing_key: SecretStr = SecretStr("baton-development-model-key")
 
     def topic(self, name: str) -> str:
         """Full topic name for a logical name, e.g. ``actions`` -> ``baton.actions``."""

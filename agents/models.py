@@ -1,0 +1,84 @@
+"""The model registry of a decide worker: the newest verified snapshot of each intent.
+
+Every worker reads the whole compacted ``models`` topic (no consumer group: each worker
+needs every model), from the beginning and then as it grows. A snapshot is loaded only
+if its HMAC verifies with ``BATON_MODEL_SIGNING_KEY`` and its parameters are sound;
+anything else is refused with a log line and a counter, and the model in use stays.
+Swapping is one assignment, so a decision never sees half a model.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+
+from agents.metrics import Metrics
+from agents.settings import Settings
+from pipeline.features import features
+from pipeline.models import IntentModel, SnapshotError, verify
+from pipeline.state import CustomerState
+
+__all__ = ["ModelRegistry"]
+
+log = logging.getLogger(__name__)
+
+
+class ModelRegistry:
+    """Current model per intent; ``follow()`` keeps it up to date from the topic."""
+
+    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+        self.settings, self.metrics = settings, metrics
+        self.key = settings.model_signing_key.get_secret_value().encode()
+        self.models: dict[str, IntentModel] = {}
+
+    def load(self, raw: bytes | None) -> None:
+        """Verify and install one message from the models topic."""
+        if raw is None:
+            return
+        try:
+            model = IntentModel.from_snapshot(verify(raw, self.key))
+        except SnapshotError as exc:
+            reason = "bad_signature" if "signature" in str(exc) else "malformed"
+            self.metrics.snapshots_refused.labels(reason).inc()
+            log.warning("refused model snapshot (%s): %s", reason, exc)
+            return
+        current = self.models.get(model.intent)
+        if current is not None and current.version > model.version:
+            self.metrics.snapshots_refused.labels("older").inc()
+            return
+        self.models[model.intent] = model  # one assignment: atomic for the decide agent
+        self.metrics.model_version.labels(model.intent).set(model.version)
+        self.metrics.snapshots_loaded.labels(model.intent).inc()
+        log.info("loaded %s model version %d", model.intent, model.version)
+
+    def score(self, state: CustomerState, now: float) -> dict[str, Any]:
+        """Scores and model versions for an action's explanation (loaded models only)."""
+        if not self.models:
+            return {}
+        x = features(state, now)
+        return {
+            "scores": {i: round(m.predict(x), 6) for i, m in self.models.items()},
+            "model_versions": {i: m.version for i, m in self.models.items()},
+        }
+
+    async def follow(self) -> None:
+        """Read the models topic from the beginning, forever (a worker background task)."""
+        s = self.settings
+        # no group: the consumer gets every partition, from the beginning
+        consumer = AIOKafkaConsumer(
+            s.topic("models"),
+            **s.client_kwargs(),
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            metadata_max_age_ms=5000,
+        )
+        await consumer.start()
+        try:
+            while True:
+                for msgs in (await consumer.getmany(timeout_ms=1000)).values():
+                    for m in msgs:
+                        self.load(m.value)
+        finally:
+            await consumer.stop()
