@@ -31,11 +31,29 @@ async def test_erase_request_deletes_state_and_is_audited(kafka, prefix, start_w
             )
             for k in range(3)
         ]
-    erase = event_doc("eve-erase", "erase_request", now, "eve", {})
-    msgs.append((f"{prefix}events.service", b"eve", orjson.dumps(erase)))
-    ghost = event_doc("ghost-erase", "erase_request", now, "nobody", {})
-    msgs.append((f"{prefix}events.service", b"nobody", orjson.dumps(ghost)))
     await produce(kafka.bootstrap, msgs)
+
+    # the erasure comes on another topic, which Kafka does not order against the first:
+    # wait until eve's state exists, as a real erase request comes after the activity
+    def all_applied(rs: list) -> bool:
+        latest = latest_by_key(rs)
+        return all(
+            latest.get(k) and sum(orjson.loads(latest[k])["counts"].values()) == 3
+            for k in (b"eve", b"frank")
+        )
+
+    await read_until(
+        kafka.bootstrap, [f"{prefix}worker-customers-changelog"], all_applied, timeout=60
+    )
+    erase = event_doc("eve-erase", "erase_request", now, "eve", {})
+    ghost = event_doc("ghost-erase", "erase_request", now, "nobody", {})
+    await produce(
+        kafka.bootstrap,
+        [
+            (f"{prefix}events.service", b"eve", orjson.dumps(erase)),
+            (f"{prefix}events.service", b"nobody", orjson.dumps(ghost)),
+        ],
+    )
 
     audit = await read_until(
         kafka.bootstrap, [f"{prefix}audit"], lambda rs: len(rs) >= 2, timeout=90, grace=1

@@ -122,8 +122,12 @@ async def test_loop_on_real_kafka(kafka, prefix, start_worker) -> None:
     assert len(docs) == len(got), "one action per customer, no repeats"
     assert got == expected_actions
     assert {r.key.decode() for r in actions} == set(expected_actions)
-    triggers = Counter(d["trigger"]["kind"] for d in docs)
-    assert triggers == {"event": 200, "timer": 200}
+    # journey 3 never comes back: only the timer can remind it. Journey 0 is reminded by
+    # its return event, or by the timer if a tick gets between its events (both fine:
+    # the decision id is the same either way)
+    by_journey = {(int(d["customer_id"][1:]) % 4, d["trigger"]["kind"]) for d in docs}
+    assert {k for j, k in by_journey if j == 3} == {"timer"}
+    assert {j for j, _ in by_journey} == {0, 3}
 
     # state: every valid event counted, read back from the table's changelog topic
     changelog = await read_until(
