@@ -34,6 +34,9 @@ from agents.models import ModelRegistry
 from agents.settings import Settings
 from pipeline.events import Decoder, Event, Rejected, format_time
 from pipeline.identity import merge, resolve
+from pipeline.labels import Example, LabelConfig, label_due, label_event, label_timeout
+from pipeline.learning import Learner
+from pipeline.models import IntentModel, sign
 from pipeline.policy import Decision, Trigger, decide, due_at
 from pipeline.privacy import ERASE, erasure_record, expired
 from pipeline.state import CustomerState, apply
@@ -96,6 +99,8 @@ class Baton:
         if s.model_signing_key.get_secret_value() == "baton-development-model-key":
             log.warning("BATON_MODEL_SIGNING_KEY is not set: model snapshots use the default key")
         self.models = ModelRegistry(s, self.metrics)
+        self.learners: dict[str, Learner] = {}
+        self.label_cfg = LabelConfig(s.session_gap_s, s.pending_points)
         self._last_rescan, self._scanned_at = 0.0, -1
         s.data_dir.mkdir(parents=True, exist_ok=True)
         self.app = faust.App(
@@ -128,6 +133,8 @@ class Baton:
             "identities", default=None, partitions=s.partitions, key_type=bytes, value_type=bytes
         )
         self.actions = app.topic(s.topic("actions"))
+        self.examples = app.topic(s.topic("training-examples"))
+        self.models_topic = app.topic(s.topic("models"))
         self.audit = app.topic(s.topic("audit"))
         # key_type/value_type=bytes select Faust's raw codec for the table. Without them
         # Faust writes our bytes but decodes the changelog as JSON on recovery, and the
@@ -138,6 +145,7 @@ class Baton:
         app.agent(self.sources, name="ingest")(self._ingest)
         app.agent(self.identity_events, name="identify")(self._identify)
         app.agent(self.customer_events, name="decide")(self._decide)
+        app.agent(self.examples, name="learn")(self._learn)
         app.timer(s.timer_interval_s)(self._sweep)
         app.task(self.models.follow)
         app.page("/metrics")(self._view(self._metrics_page))
@@ -227,9 +235,11 @@ class Baton:
             if "tick" in doc:
                 if state is None:
                     continue
-                decision = decide(state, doc["tick"], Trigger("timer"), self.policy_cfg)
-                if decision.action is None:
-                    self.due.set(key, due_at(state, self.policy_cfg))
+                labelled, examples = label_timeout(state, doc["tick"], self.label_cfg)
+                await self._send_examples(examples)
+                decision = decide(labelled, doc["tick"], Trigger("timer"), self.policy_cfg)
+                if decision.action is None and not examples:
+                    self.due.set(key, self._due(state))
                     continue
             else:
                 decision = await self._on_event(key, doc, state)
@@ -281,8 +291,44 @@ class Baton:
             # (what any other worker recovers from) would stay one update behind.
             return Decision(applied.state)
         self.metrics.events.labels(event.event_type).inc()
+        labelled, examples = label_event(state, applied.state, event, self.label_cfg)
+        await self._send_examples(examples)
         trigger = Trigger("event", event.event_id)
-        return decide(applied.state, event.event_time, trigger, self.policy_cfg)
+        return decide(labelled, event.event_time, trigger, self.policy_cfg)
+
+    def _due(self, state: CustomerState) -> float | None:
+        """When the timer must look at this customer: a decision or a label falls due."""
+        dues = [d for d in (due_at(state, self.policy_cfg), label_due(state, self.label_cfg)) if d]
+        return min(dues) if dues else None
+
+    async def _send_examples(self, examples: list[Example]) -> None:
+        for ex in examples:  # keyed by intent: one partition, so one learner, per intent
+            await self.examples.send(key=ex.intent.encode(), value=orjson.dumps(ex.to_dict()))
+
+    # -- learn ------------------------------------------------------------------------------
+    async def _learn(self, stream: faust.StreamT[bytes]) -> None:
+        """Test-then-train on labelled examples; publish signed snapshots when due."""
+        async for ev in stream.events():
+            ex = orjson.loads(ev.value)
+            intent, y = ex["intent"], bool(ex["y"])
+            learner = self.learners.get(intent)
+            if learner is None:  # start from the newest published model, not from scratch
+                current = self.models.models.get(intent)
+                start = IntentModel.from_snapshot(current.snapshot()) if current else None
+                s = self.settings
+                learner = Learner(intent, s.snapshot_every, s.snapshot_interval_s, start)
+                self.learners[intent] = learner
+            learner.learn(ex["x"], y)
+            self.metrics.examples.labels(intent, str(y).lower()).inc()
+            if learner.snapshot_due(time.time()):
+                await self._publish(intent, learner)
+
+    async def _publish(self, intent: str, learner: Learner) -> None:
+        raw = sign(learner.take_snapshot(time.time()), self.models.key)
+        await self.models_topic.send(key=intent.encode(), value=raw)
+        for name, value in learner.metrics().items():
+            self.metrics.model_quality.labels(intent, name).set(value)
+        self.metrics.snapshots_published.labels(intent).inc()
 
     async def _erase(self, key: bytes, event: Event, state: CustomerState | None) -> None:
         """Delete the customer and their identity links (tombstones reach the changelogs),
@@ -312,7 +358,7 @@ class Baton:
             self.metrics.actions.labels(action.action).inc()
             self.metrics.decision_latency.observe(max(0.0, time.time() - received_at))
         self.customers[key] = orjson.dumps(decision.state.to_dict())
-        self.due.set(key, due_at(decision.state, self.policy_cfg))
+        self.due.set(key, self._due(decision.state))
 
     # -- timer ------------------------------------------------------------------------------
     async def _sweep(self) -> None:
@@ -323,6 +369,9 @@ class Baton:
             for key in await self._rescan(now):
                 body = {"expire": now, "received_at": now}
                 await self.customer_events.send(key=key, value=orjson.dumps(body))
+        for intent, learner in list(self.learners.items()):
+            if learner.snapshot_due(now):
+                await self._publish(intent, learner)
         for key in self.due.pop_due(now):
             body = {"tick": now, "received_at": now}
             await self.customer_events.send(key=key, value=orjson.dumps(body))
@@ -340,7 +389,7 @@ class Baton:
             raw = self.customers.get(key)
             if raw:
                 state = CustomerState.from_dict(orjson.loads(raw))
-                self.due.set(key, due_at(state, self.policy_cfg))
+                self.due.set(key, self._due(state))
                 if expired(state, now, self.settings.state_retention_s):
                     idle.append(key)
         self.metrics.customers.set(len(keys))

@@ -31,6 +31,9 @@ class Metrics:
     snapshots_loaded: Counter
     snapshots_refused: Counter
     model_version: Gauge
+    examples: Counter
+    model_quality: Gauge
+    snapshots_published: Counter
     merges: Counter
 
     @classmethod
@@ -88,6 +91,25 @@ class Metrics:
             model_version=Gauge(
                 f"{prefix}_model_version",
                 "Version (examples learned) of the model in use.",
+                ["intent"],
+                registry=registry,
+            ),
+            examples=Counter(
+                f"{prefix}_training_examples",
+                "Labelled examples learned, by intent and label.",
+                ["intent", "label"],
+                registry=registry,
+            ),
+            model_quality=Gauge(
+                f"{prefix}_model_quality",
+                "Progressive (test-then-train) quality of the learner's model at its last "
+                "snapshot: roc_auc, pr_auc (last 10,000 examples), log_loss (since start).",
+                ["intent", "metric"],
+                registry=registry,
+            ),
+            snapshots_published=Counter(
+                f"{prefix}_model_snapshots_published",
+                "Model snapshots published by the learner.",
                 ["intent"],
                 registry=registry,
             ),

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     timer_interval_s: float = 5.0
     session_timeout_s: float = 60.0
     rescan_interval_s: float = 3600.0
+    pending_points: int = 5
+    snapshot_every: int = 1000
+    snapshot_interval_s: float = 60.0
     state_retention_s: float = 400 * 86400.0
     log_level: str = "info"
     pii_hash_key: SecretStr = SecretStr("baton-development-key")

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import math
 import sys
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -26,70 +25,16 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import save
+from pipeline.evaluation import auc, average_precision, f1_at, log_loss
 from pipeline.events import Event
 from pipeline.features import features
 from pipeline.models import IntentModel
 from pipeline.state import StateConfig, apply
 
-__all__ = ["auc", "average_precision", "log_loss", "main"]
+__all__ = ["main"]
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 GAP = 1800.0
-
-
-# -- metrics (exact, from all (score, label) pairs) ---------------------------------------
-def auc(scores: list[float], labels: list[bool]) -> float:
-    """ROC-AUC by ranks, ties averaged.
-
-    >>> auc([0.1, 0.4, 0.35, 0.8], [False, False, True, True])
-    0.75
-    """
-    pairs = sorted(zip(scores, labels, strict=True))
-    pos = sum(labels)
-    neg = len(labels) - pos
-    if not pos or not neg:
-        return float("nan")
-    rank_sum, i = 0.0, 0
-    while i < len(pairs):
-        j = i
-        while j < len(pairs) and pairs[j][0] == pairs[i][0]:
-            j += 1
-        avg_rank = (i + j + 1) / 2  # ranks are 1-based
-        rank_sum += avg_rank * sum(1 for k in range(i, j) if pairs[k][1])
-        i = j
-    return (rank_sum - pos * (pos + 1) / 2) / (pos * neg)
-
-
-def average_precision(scores: list[float], labels: list[bool]) -> float:
-    """PR-AUC as average precision (step-wise), ties handled as one threshold."""
-    pos = sum(labels)
-    if not pos:
-        return float("nan")
-    pairs = sorted(zip(scores, labels, strict=True), key=lambda p: -p[0])
-    ap, tp, seen, i = 0.0, 0, 0, 0
-    while i < len(pairs):
-        j, new_tp = i, 0
-        while j < len(pairs) and pairs[j][0] == pairs[i][0]:
-            new_tp += pairs[j][1]
-            j += 1
-        tp, seen = tp + new_tp, seen + (j - i)
-        ap += (new_tp / pos) * (tp / seen)
-        i = j
-    return ap
-
-
-def log_loss(scores: list[float], labels: list[bool]) -> float:
-    eps = 1e-6
-    return -sum(
-        math.log(min(max(p if y else 1 - p, eps), 1.0)) for p, y in zip(scores, labels, strict=True)
-    ) / max(1, len(labels))
-
-
-def f1_at(scores: list[float], labels: list[bool], threshold: float = 0.5) -> float:
-    tp = sum(1 for p, y in zip(scores, labels, strict=True) if p >= threshold and y)
-    fp = sum(1 for p, y in zip(scores, labels, strict=True) if p >= threshold and not y)
-    fn = sum(1 for p, y in zip(scores, labels, strict=True) if p < threshold and y)
-    return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
 
 
 # -- predictors ---------------------------------------------------------------------------

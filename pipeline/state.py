@@ -129,6 +129,10 @@ class Lifetime:
     value: float = 0.0
 
 
+# A prediction point waiting for its label: (time, features at that time).
+Point = tuple[float, Mapping[str, float]]
+
+
 @dataclass(frozen=True, slots=True)
 class CustomerState:
     customer_id: str
@@ -147,6 +151,7 @@ class CustomerState:
     merged_from: tuple[str, ...] = ()
     previous_sessions: tuple[Session, ...] = ()
     profile: Profile = field(default_factory=Profile)
+    pending: tuple[Point, ...] = ()
 
     @property
     def total_events(self) -> int:
@@ -174,6 +179,7 @@ class CustomerState:
             "merged_from": list(self.merged_from),
             "previous_sessions": [_as_dict(p) for p in self.previous_sessions],
             "profile": self.profile.to_dict(),
+            "pending": [[t, dict(x)] for t, x in self.pending],
         }
 
     @classmethod
@@ -198,6 +204,7 @@ class CustomerState:
             merged_from=tuple(d.get("merged_from") or ()),
             previous_sessions=tuple(Session.from_dict(p) for p in d.get("previous_sessions") or ()),
             profile=Profile.from_dict(d.get("profile")),
+            pending=tuple((float(t), dict(x)) for t, x in d.get("pending") or ()),
         )
 
 

@@ -7,7 +7,8 @@ import json
 import math
 from pathlib import Path
 
-from bench.intent_eval import DATA, auc, average_precision, log_loss, main
+from bench.intent_eval import DATA, main
+from pipeline.evaluation import auc, average_precision, log_loss
 
 
 def test_metrics_on_known_cases() -> None:
