@@ -1,18 +1,22 @@
-"""The Faust application: topics, the customer table, the agents, the timer and web pages.
+"""The Faust application: topics, tables, agents, the timer and web pages.
 
-Two agents, co-partitioned by customer:
+Four agents, each co-partitioned with what it reads:
 
 - ``ingest`` reads ``events.clickstream`` and ``events.service`` as raw bytes, decodes and
   validates them with the pure core, sends rejects to ``events.deadletter`` (raw bytes,
-  reason, source topic/partition/offset) and forwards valid events to
-  ``customer-events`` keyed by customer, so every later step is per-customer local.
+  reason, source topic/partition/offset), and forwards valid events keyed by customer to
+  ``customer-events``, or keyed by anonymous id to ``identity-events``.
+- ``identify`` reads ``identity-events`` with the ``identities`` table (anonymous id ->
+  customer): links on login, routes to the customer, asks for the anonymous state to
+  be merged.
 - ``decide`` reads ``customer-events``, folds each event into the customer's state
-  (written back once, as bytes), asks the policy for the next best action and emits it
-  on ``actions`` only when it changes.
+  (written back once, as bytes), settles delayed labels, asks the policy for the next
+  best action and emits it on ``actions`` only when it changes.
+- ``learn`` (``agents.learning``) turns labelled examples into signed model snapshots.
 
-A timer sends "tick" messages through ``customer-events`` for customers whose pending
-decision is due (a cart left alone), so a customer who simply leaves is decided too, by
-the worker that owns the partition and through the same single-writer path.
+A timer sends "tick" messages through ``customer-events`` for customers with something
+due (a cart left alone, a session's labels), so a customer who simply leaves is decided
+too, by the worker that owns the partition, through the same single-writer path.
 """
 
 from __future__ import annotations
@@ -29,14 +33,13 @@ import faust
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from agents.learning import Learners
 from agents.metrics import Metrics
 from agents.models import ModelRegistry
 from agents.settings import Settings
 from pipeline.events import Decoder, Event, Rejected, format_time
 from pipeline.identity import merge, resolve
 from pipeline.labels import Example, LabelConfig, label_due, label_event, label_timeout
-from pipeline.learning import Learner
-from pipeline.models import IntentModel, sign
 from pipeline.policy import Decision, Trigger, decide, due_at
 from pipeline.privacy import ERASE, erasure_record, expired
 from pipeline.state import CustomerState, apply
@@ -99,7 +102,6 @@ class Baton:
         if s.model_signing_key.get_secret_value() == "baton-development-model-key":
             log.warning("BATON_MODEL_SIGNING_KEY is not set: model snapshots use the default key")
         self.models = ModelRegistry(s, self.metrics)
-        self.learners: dict[str, Learner] = {}
         self.label_cfg = LabelConfig(s.session_gap_s, s.pending_points)
         self._last_rescan, self._scanned_at = 0.0, -1
         s.data_dir.mkdir(parents=True, exist_ok=True)
@@ -145,7 +147,8 @@ class Baton:
         app.agent(self.sources, name="ingest")(self._ingest)
         app.agent(self.identity_events, name="identify")(self._identify)
         app.agent(self.customer_events, name="decide")(self._decide)
-        app.agent(self.examples, name="learn")(self._learn)
+        self.learners = Learners(s, self.metrics, self.models, self.models_topic)
+        app.agent(self.examples, name="learn")(self.learners.agent)
         app.timer(s.timer_interval_s)(self._sweep)
         app.task(self.models.follow)
         app.page("/metrics")(self._view(self._metrics_page))
@@ -305,31 +308,6 @@ class Baton:
         for ex in examples:  # keyed by intent: one partition, so one learner, per intent
             await self.examples.send(key=ex.intent.encode(), value=orjson.dumps(ex.to_dict()))
 
-    # -- learn ------------------------------------------------------------------------------
-    async def _learn(self, stream: faust.StreamT[bytes]) -> None:
-        """Test-then-train on labelled examples; publish signed snapshots when due."""
-        async for ev in stream.events():
-            ex = orjson.loads(ev.value)
-            intent, y = ex["intent"], bool(ex["y"])
-            learner = self.learners.get(intent)
-            if learner is None:  # start from the newest published model, not from scratch
-                current = self.models.models.get(intent)
-                start = IntentModel.from_snapshot(current.snapshot()) if current else None
-                s = self.settings
-                learner = Learner(intent, s.snapshot_every, s.snapshot_interval_s, start)
-                self.learners[intent] = learner
-            learner.learn(ex["x"], y)
-            self.metrics.examples.labels(intent, str(y).lower()).inc()
-            if learner.snapshot_due(time.time()):
-                await self._publish(intent, learner)
-
-    async def _publish(self, intent: str, learner: Learner) -> None:
-        raw = sign(learner.take_snapshot(time.time()), self.models.key)
-        await self.models_topic.send(key=intent.encode(), value=raw)
-        for name, value in learner.metrics().items():
-            self.metrics.model_quality.labels(intent, name).set(value)
-        self.metrics.snapshots_published.labels(intent).inc()
-
     async def _erase(self, key: bytes, event: Event, state: CustomerState | None) -> None:
         """Delete the customer and their identity links (tombstones reach the changelogs),
         then confirm on the audit topic."""
@@ -369,9 +347,7 @@ class Baton:
             for key in await self._rescan(now):
                 body = {"expire": now, "received_at": now}
                 await self.customer_events.send(key=key, value=orjson.dumps(body))
-        for intent, learner in list(self.learners.items()):
-            if learner.snapshot_due(now):
-                await self._publish(intent, learner)
+        await self.learners.publish_due(now)
         for key in self.due.pop_due(now):
             body = {"tick": now, "received_at": now}
             await self.customer_events.send(key=key, value=orjson.dumps(body))

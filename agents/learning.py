@@ -1,0 +1,68 @@
+"""The learner agent's work: labelled examples in, signed model snapshots out.
+
+Examples arrive on ``training-examples`` keyed by intent, so each intent's examples
+land on one partition and one worker learns them. A learner starts from the newest
+published snapshot (as loaded by the worker's model registry), never from scratch
+when one exists, and publishes to the compacted ``models`` topic, which every worker
+(itself included) follows.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import faust
+import orjson
+
+from agents.metrics import Metrics
+from agents.models import ModelRegistry
+from agents.settings import Settings
+from pipeline.learning import Learner
+from pipeline.models import IntentModel, sign
+
+__all__ = ["Learners"]
+
+
+class Learners:
+    """One ``Learner`` per intent seen on this worker's partitions."""
+
+    def __init__(
+        self, settings: Settings, metrics: Metrics, registry: ModelRegistry, models_topic: Any
+    ) -> None:
+        self.settings, self.metrics = settings, metrics
+        self.registry, self.models_topic = registry, models_topic
+        self.learners: dict[str, Learner] = {}
+
+    async def agent(self, stream: faust.StreamT[bytes]) -> None:
+        """Test-then-train on labelled examples; publish signed snapshots when due."""
+        async for ev in stream.events():
+            ex = orjson.loads(ev.value)
+            intent, y = ex["intent"], bool(ex["y"])
+            learner = self.learners.get(intent) or self._start(intent)
+            learner.learn(ex["x"], y)
+            self.metrics.examples.labels(intent, str(y).lower()).inc()
+            if learner.snapshot_due(time.time()):
+                await self._publish(intent, learner)
+
+    async def publish_due(self, now: float) -> None:
+        """Publish every learner whose snapshot interval has passed (called by the timer)."""
+        for intent, learner in list(self.learners.items()):
+            if learner.snapshot_due(now):
+                await self._publish(intent, learner)
+
+    def _start(self, intent: str) -> Learner:
+        current = self.registry.models.get(intent)
+        start = IntentModel.from_snapshot(current.snapshot()) if current else None
+        s = self.settings
+        learner = self.learners[intent] = Learner(
+            intent, s.snapshot_every, s.snapshot_interval_s, start
+        )
+        return learner
+
+    async def _publish(self, intent: str, learner: Learner) -> None:
+        raw = sign(learner.take_snapshot(time.time()), self.registry.key)
+        await self.models_topic.send(key=intent.encode(), value=raw)
+        for name, value in learner.metrics().items():
+            self.metrics.model_quality.labels(intent, name).set(value)
+        self.metrics.snapshots_published.labels(intent).inc()
