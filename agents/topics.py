@@ -6,18 +6,22 @@ one partition count (STYLE 4) so state, its changelog and its inputs stay co-par
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from agents.settings import Settings
 
 __all__ = ["TOPICS", "TopicSpec", "create_topics"]
 
 DAY_MS = 86_400_000
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -60,10 +64,27 @@ TOPICS: tuple[TopicSpec, ...] = (
 
 
 async def create_topics(
-    settings: Settings, admin_kwargs: dict[str, Any] | None = None
+    settings: Settings, admin_kwargs: dict[str, Any] | None = None, retry_for_s: float = 60.0
 ) -> list[str]:
-    """Create every topic that does not exist yet; returns the names created."""
-    admin = AIOKafkaAdminClient(**settings.client_kwargs(), **(admin_kwargs or {}))
+    """Create every topic that does not exist yet; returns the names created.
+
+    Retriable errors (a broker still starting, a leader moving) are retried with backoff
+    for ``retry_for_s`` seconds before giving up, so a worker that starts with its
+    cluster does not crash on the first refused request."""
+    deadline, delay = time.monotonic() + retry_for_s, 0.5
+    while True:
+        try:
+            return await _create(settings, admin_kwargs or {})
+        except KafkaError as exc:
+            if not getattr(exc, "retriable", False) or time.monotonic() + delay > deadline:
+                raise
+            log.warning("creating topics failed (%r); retrying in %.1fs", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+async def _create(settings: Settings, admin_kwargs: dict[str, Any]) -> list[str]:
+    admin = AIOKafkaAdminClient(**settings.client_kwargs(), **admin_kwargs)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
