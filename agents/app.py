@@ -39,7 +39,7 @@ from agents.models import ModelRegistry
 from agents.settings import Settings
 from pipeline.events import Decoder, Event, Rejected, format_time
 from pipeline.identity import merge, resolve
-from pipeline.labels import Example, LabelConfig, label_due, label_event, label_timeout
+from pipeline.labels import Example, label_due, label_event, label_timeout
 from pipeline.policy import Decision, Trigger, decide, due_at
 from pipeline.privacy import ERASE, erasure_record, expired
 from pipeline.state import CustomerState, apply
@@ -102,7 +102,7 @@ class Baton:
         if s.model_signing_key.get_secret_value() == "baton-development-model-key":
             log.warning("BATON_MODEL_SIGNING_KEY is not set: model snapshots use the default key")
         self.models = ModelRegistry(s, self.metrics)
-        self.label_cfg = LabelConfig(s.session_gap_s, s.pending_points)
+        self.label_cfg = s.label_config()
         self._last_rescan, self._scanned_at = 0.0, -1
         s.data_dir.mkdir(parents=True, exist_ok=True)
         self.app = faust.App(

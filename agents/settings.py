@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.events import DecodeConfig
+from pipeline.labels import LabelConfig
 from pipeline.policy import PolicyConfig
 from pipeline.state import StateConfig
 
@@ -54,6 +55,8 @@ class Settings(BaseSettings):
     session_timeout_s: float = 60.0
     rescan_interval_s: float = 3600.0
     pending_points: int = 5
+    support_horizon_s: float = 7 * 86400.0
+    churn_horizon_s: float = 30 * 86400.0
     snapshot_every: int = 1000
     snapshot_interval_s: float = 60.0
     state_retention_s: float = 400 * 86400.0
@@ -81,6 +84,14 @@ class Settings(BaseSettings):
     def default_pii_key(self) -> bool:
         """True while the e-mail/phone hash key is the shipped default (set your own)."""
         return self.pii_hash_key.get_secret_value() == "baton-development-key"
+
+    def label_config(self) -> LabelConfig:
+        return LabelConfig(
+            self.session_gap_s,
+            self.pending_points,
+            support_horizon_s=self.support_horizon_s,
+            churn_horizon_s=self.churn_horizon_s,
+        )
 
     def policy_config(self) -> PolicyConfig:
         return PolicyConfig(self.cart_abandon_after_s, self.action_ttl_s)

@@ -1,10 +1,15 @@
-"""Delayed labels for the purchase intent: prediction points wait in the customer's
-state until their session's outcome is known, then become training examples.
+"""Delayed labels: prediction points wait in the customer's state until their outcome
+is known, then become training examples for the intent models.
 
-At every event of a session before a purchase, the features of that moment are kept
-as a pending point (the latest ``pending_points``). A purchase labels them true; the
-session's end labels them false, whether seen on the next event (a new session began)
-or by the timer once the session has been idle for the gap (``label_timeout``).
+- purchase: at every event of a session before a purchase, the features of that moment
+  are kept (the latest ``pending_points``). A purchase labels them true; the session's
+  end labels them false, seen on the next event (a new session began) or by the timer
+  once the session has been idle for the gap (``label_timeout``).
+- support: the features at the start of each session (the latest ``horizon_points``)
+  are labelled true when a ticket, call or chat follows within ``support_horizon_s``,
+  false when the horizon passes without one.
+- churn: the same session-start points are labelled false when the customer starts
+  another session within ``churn_horizon_s``, true when the horizon passes without one.
 
     >>> from pipeline.events import Event
     >>> from pipeline.state import StateConfig, apply
@@ -15,8 +20,8 @@ or by the timer once the session has been idle for the gap (``label_timeout``).
     ...     after = apply(s, ev, StateConfig()).state
     ...     s, new = label_event(s, after, ev, cfg)
     ...     ex += new
-    >>> [(e.y, e.predicted_at) for e in ex]
-    [(True, 0.0), (True, 10.0)]
+    >>> [(e.intent, e.y, e.predicted_at) for e in ex]
+    [('purchase', True, 0.0), ('purchase', True, 10.0)]
 """
 
 from __future__ import annotations
@@ -30,11 +35,16 @@ from pipeline.state import CustomerState, Point
 
 __all__ = ["Example", "LabelConfig", "label_due", "label_event", "label_timeout"]
 
+_CONTACTS = frozenset({"ticket_opened", "call", "chat"})
+
 
 @dataclass(frozen=True, slots=True)
 class LabelConfig:
     session_gap_s: float = 1800.0
     pending_points: int = 5
+    horizon_points: int = 3
+    support_horizon_s: float = 7 * 86400.0
+    churn_horizon_s: float = 30 * 86400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,14 +69,16 @@ class Example:
         }
 
 
-def _examples(state: CustomerState, points: tuple[Point, ...], y: bool, t: float) -> list[Example]:
-    return [Example("purchase", state.customer_id, dict(x), y, pt, t) for pt, x in points]
+def _examples(
+    state: CustomerState, points: tuple[Point, ...], y: bool, t: float, intent: str = "purchase"
+) -> list[Example]:
+    return [Example(intent, state.customer_id, dict(x), y, pt, t) for pt, x in points]
 
 
 def label_event(
     before: CustomerState | None, after: CustomerState, event: Event, cfg: LabelConfig
 ) -> tuple[CustomerState, list[Example]]:
-    """Labels that ``event`` settles, and the pending points after it."""
+    """Labels that ``event`` settles, and the waiting points after it."""
     out: list[Example] = []
     pending = before.pending if before is not None else ()
     old = before.session.id if before is not None and before.session else None
@@ -79,21 +91,75 @@ def label_event(
     elif after.session is not None and not after.session.purchased:
         point = (event.event_time, features(after, event.event_time))
         pending = (*pending, point)[-cfg.pending_points :]
-    return replace(after, pending=pending), out
+    labelled, more = _horizons(before, replace(after, pending=pending), event, old, cfg)
+    return labelled, out + more
 
 
-def label_due(state: CustomerState, cfg: LabelConfig) -> float | None:
-    """When the timer must close the session's pending points, if any."""
+def _horizons(
+    before: CustomerState | None,
+    after: CustomerState,
+    event: Event,
+    old_session: str | None,
+    cfg: LabelConfig,
+) -> tuple[CustomerState, list[Example]]:
+    """Support and churn points: settle what this event settles, add a session-start point."""
+    t, out = event.event_time, []
+    support = before.support_points if before is not None else ()
+    churn = before.churn_points if before is not None else ()
+    if event.event_type in _CONTACTS and support:
+        within = tuple(p for p in support if p[0] < t <= p[0] + cfg.support_horizon_s)
+        out += _examples(after, within, True, t, "support")
+        support = tuple(p for p in support if p not in within)
+    new_session = after.session is not None and after.session.id != old_session
+    if new_session and churn:
+        came_back = tuple(p for p in churn if p[0] < t <= p[0] + cfg.churn_horizon_s)
+        out += _examples(after, came_back, False, t, "churn")
+        churn = tuple(p for p in churn if p not in came_back)
+    if new_session:
+        point = (t, features(after, t))
+        support = (*support, point)[-cfg.horizon_points :]
+        churn = (*churn, point)[-cfg.horizon_points :]
+    return replace(after, support_points=support, churn_points=churn), out
+
+
+def _session_due(state: CustomerState, cfg: LabelConfig) -> float | None:
     if not state.pending or state.session is None:
         return None
     return state.session.last_event_at + cfg.session_gap_s
 
 
+def label_due(state: CustomerState, cfg: LabelConfig) -> float | None:
+    """When the timer must next settle a label: a session idles out or a horizon ends."""
+    dues = [
+        d
+        for d in (
+            _session_due(state, cfg),
+            min((t + cfg.support_horizon_s for t, _ in state.support_points), default=None),
+            min((t + cfg.churn_horizon_s for t, _ in state.churn_points), default=None),
+        )
+        if d is not None
+    ]
+    return min(dues) if dues else None
+
+
 def label_timeout(
     state: CustomerState, now: float, cfg: LabelConfig
 ) -> tuple[CustomerState, list[Example]]:
-    """False labels for a session idle past the gap (no purchase came)."""
-    due = label_due(state, cfg)
-    if due is None or now <= due:
-        return state, []
-    return replace(state, pending=()), _examples(state, state.pending, False, now)
+    """Labels that the passing of time settles: an idle session did not buy, no contact
+    came within the support horizon, no return came within the churn horizon."""
+    out: list[Example] = []
+    due = _session_due(state, cfg)
+    if due is not None and now > due:
+        out += _examples(state, state.pending, False, now)
+        state = replace(state, pending=())
+    support_over = tuple(p for p in state.support_points if now > p[0] + cfg.support_horizon_s)
+    churn_over = tuple(p for p in state.churn_points if now > p[0] + cfg.churn_horizon_s)
+    if not (support_over or churn_over):
+        return state, out
+    out += _examples(state, support_over, False, now, "support")
+    out += _examples(state, churn_over, True, now, "churn")
+    return replace(
+        state,
+        support_points=tuple(p for p in state.support_points if p not in support_over),
+        churn_points=tuple(p for p in state.churn_points if p not in churn_over),
+    ), out

@@ -152,6 +152,8 @@ class CustomerState:
     previous_sessions: tuple[Session, ...] = ()
     profile: Profile = field(default_factory=Profile)
     pending: tuple[Point, ...] = ()
+    support_points: tuple[Point, ...] = ()
+    churn_points: tuple[Point, ...] = ()
 
     @property
     def total_events(self) -> int:
@@ -179,7 +181,9 @@ class CustomerState:
             "merged_from": list(self.merged_from),
             "previous_sessions": [_as_dict(p) for p in self.previous_sessions],
             "profile": self.profile.to_dict(),
-            "pending": [[t, dict(x)] for t, x in self.pending],
+            "pending": _points_out(self.pending),
+            "support_points": _points_out(self.support_points),
+            "churn_points": _points_out(self.churn_points),
         }
 
     @classmethod
@@ -204,7 +208,9 @@ class CustomerState:
             merged_from=tuple(d.get("merged_from") or ()),
             previous_sessions=tuple(Session.from_dict(p) for p in d.get("previous_sessions") or ()),
             profile=Profile.from_dict(d.get("profile")),
-            pending=tuple((float(t), dict(x)) for t, x in d.get("pending") or ()),
+            pending=_points_in(d.get("pending")),
+            support_points=_points_in(d.get("support_points")),
+            churn_points=_points_in(d.get("churn_points")),
         )
 
 
@@ -214,6 +220,14 @@ class Applied:
 
     state: CustomerState
     duplicate: bool = False
+
+
+def _points_out(points: tuple[Point, ...]) -> list[list[Any]]:
+    return [[t, dict(x)] for t, x in points]
+
+
+def _points_in(raw: Any) -> tuple[Point, ...]:
+    return tuple((float(t), dict(x)) for t, x in raw or ())
 
 
 def _as_dict(obj: Any) -> dict[str, Any] | None:

@@ -19,6 +19,7 @@ import pytest
 from agents.demo import scrape
 from agents.settings import Settings
 from pipeline.events import Event
+from pipeline.labels import label_event
 from pipeline.simulator import event_doc
 from pipeline.state import apply
 from tests.kafkaio import latest_by_key, produce, read_until
@@ -107,12 +108,13 @@ async def test_killed_worker_state_is_recovered_exactly(
         kafka.bootstrap, [f"{prefix}worker-customers-changelog"], lambda rs: False, timeout=4
     )
     got = {k.decode(): orjson.loads(v) for k, v in latest_by_key(changelog).items()}
-    cfg = Settings().state_config()
+    cfg, lcfg = Settings().state_config(), Settings().label_config()
     assert set(got) == set(written)
     for cid, docs in written.items():
         expected = None
-        for d in docs:
-            expected = apply(expected, Event.from_dict(d), cfg).state
+        for d in docs:  # the worker's steps: fold the event, then settle labels
+            event = Event.from_dict(d)
+            expected, _ = label_event(expected, apply(expected, event, cfg).state, event, lcfg)
         assert expected is not None
         want, have = orjson.loads(orjson.dumps(expected.to_dict())), dict(got[cid])
         standing = have.pop("last_action")

@@ -25,10 +25,11 @@ def test_new_session_labels_the_old_one_false_and_keeps_the_latest_points() -> N
     s, ex = run(
         [("product_view", 0), ("product_view", 10), ("add_to_cart", 20), ("page_view", 500)]
     )
-    assert [(e.y, e.predicted_at, e.labelled_at) for e in ex] == [
-        (False, 10, 500),
-        (False, 20, 500),
-    ]
+    purchase = [(e.y, e.predicted_at, e.labelled_at) for e in ex if e.intent == "purchase"]
+    assert purchase == [(False, 10, 500), (False, 20, 500)]
+    # the return also settles churn for the first session's start: not churned
+    churn = [(e.y, e.predicted_at) for e in ex if e.intent == "churn"]
+    assert churn == [(False, 0)]
     assert [t for t, _ in s.pending] == [500]
 
 
@@ -45,7 +46,7 @@ def test_timeout_closes_an_idle_session() -> None:
     assert none == [] and same is s
     closed, ex = label_timeout(s, 131, CFG)
     assert [e.y for e in ex] == [False, False] and closed.pending == ()
-    assert label_due(closed, CFG) is None
+    assert label_due(closed, CFG) == CFG.support_horizon_s  # the session-start point waits
 
 
 def test_learner_snapshots_by_count_and_by_time() -> None:
@@ -61,3 +62,28 @@ def test_learner_snapshots_by_count_and_by_time() -> None:
     assert ln.snapshot_due(106.0)  # three since the last snapshot
     m = ln.metrics()
     assert 0.0 <= m["roc_auc"] <= 1.0 and m["log_loss"] > 0
+
+
+def test_support_and_churn_horizons() -> None:
+    cfg = LabelConfig(session_gap_s=100, support_horizon_s=1000, churn_horizon_s=5000)
+    s, ex = None, []
+    for i, (kind, t) in enumerate([("page_view", 0), ("chat", 500), ("page_view", 2000)]):
+        ev = Event(str(i), kind, t, "c1", None, {})
+        after = apply(s, ev, SCFG).state
+        s, new = label_event(s, after, ev, cfg)
+        ex += new
+    assert s is not None
+    got = [(e.intent, e.y, e.predicted_at) for e in ex if e.intent != "purchase"]
+    # the chat at 500 (a new session) is within 1000 of the session start at 0, and a
+    # return; the visit at 2000 is a return for the chat's session
+    assert got == [("support", True, 0), ("churn", False, 0), ("churn", False, 500)]
+    assert [t for t, _ in s.support_points] == [500, 2000]
+    assert [t for t, _ in s.churn_points] == [2000]
+    later, ex2 = label_timeout(s, 7001.0, cfg)
+    assert sorted((e.intent, e.y) for e in ex2) == [
+        ("churn", True),
+        ("purchase", False),
+        ("support", False),
+        ("support", False),
+    ]
+    assert later.support_points == later.churn_points == () and label_due(later, cfg) is None
