@@ -10,7 +10,7 @@ import time
 import orjson
 import pytest
 
-from agents.demo import scrape
+from agents.demo import scrape, stop_worker
 from pipeline.simulator import event_doc
 from tests.kafkaio import produce, read_until
 
@@ -78,3 +78,27 @@ async def test_examples_learner_snapshot_reload(kafka, prefix, start_worker) -> 
         if dict(k)["intent"] == "purchase"  # churn saw one class only: its AUC is NaN
     }
     assert 0.0 <= quality["roc_auc"] <= 1.0 and quality["log_loss"] > 0
+
+    # a restarted worker starts from the last snapshot, not from scratch: it loads
+    # version 140, and its learner goes on from there
+    stop_worker(worker.proc)
+    again = start_worker(BATON_SNAPSHOT_EVERY="3", BATON_SNAPSHOT_INTERVAL_S="2")
+    await until_version(again.web_port, 140)
+    buyer = [
+        orjson.dumps(event_doc(f"z-{k}", kind, now - 600 + k, "z", {"product_id": "p"}))
+        for k, kind in enumerate(["product_view", "add_to_cart", "product_view", "purchase"])
+    ]
+    await produce(kafka.bootstrap, [(topic, b"z", raw) for raw in buyer])
+    await until_version(again.web_port, 143)
+
+
+async def until_version(port: int, version: int, timeout: float = 60.0) -> None:
+    key = (("intent", "purchase"),)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if scrape(port).get("baton_model_version", {}).get(key) == version:
+            return
+        await asyncio.sleep(0.3)
+    raise AssertionError(
+        f"purchase model version never reached {version}: {scrape(port).get('baton_model_version')}"
+    )
