@@ -11,7 +11,7 @@ from typing import Any
 
 from agents.localkafka import LocalKafka
 
-__all__ = ["broker", "save"]
+__all__ = ["broker", "report", "save"]
 
 
 @contextlib.contextmanager
@@ -32,3 +32,11 @@ def save(path: Path | None, result: Any) -> None:
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(result, indent=2))
+
+
+def report(result: dict[str, Any], path: Path | None) -> None:
+    """Print one figure a line, name then value, and save them if a path was given."""
+    width = max(map(len, result))
+    for k, v in result.items():
+        print(f"{k:<{width}}  {v}")
+    save(path, result)

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.common import save
+from bench.common import report
 from pipeline.events import DecodeConfig, Decoder, Event
 from pipeline.features import features
 from pipeline.labels import LabelConfig, label_event
@@ -94,10 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         ),
     }
-    width = max(map(len, result))
-    for k, v in result.items():
-        print(f"{k:<{width}}  {v}")
-    save(args.json, result)
+    report(result, args.json)
     return 0
 
 

@@ -27,7 +27,7 @@ from agents.demo import scrape, start_worker, stop_worker, wait_healthy
 from agents.localkafka import free_port
 from agents.settings import Settings
 from agents.topics import create_topics
-from bench.common import broker, save
+from bench.common import broker, report
 from pipeline.simulator import event_doc
 
 __all__ = ["main"]
@@ -246,10 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="baton-bench-"))
     with broker(workdir) as bootstrap:
         result = asyncio.run(run(args, bootstrap, workdir))
-    width = max(len(k) for k in result)
-    for k, v in result.items():
-        print(f"{k:<{width}}  {v}")
-    save(args.json, result)
+    report(result, args.json)
     return 0
 
 
