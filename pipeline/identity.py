@@ -125,9 +125,14 @@ def _merge_service(a: Service, b: Service) -> Service:
         last_contact_at=max(a.last_contact_at, b.last_contact_at),
         last_outage_at=max(a.last_outage_at, b.last_outage_at),
         last_delivery_problem_at=max(a.last_delivery_problem_at, b.last_delivery_problem_at),
-        last_nps=late.last_nps if late.last_nps is not None else a.last_nps or b.last_nps,
-        last_csat=late.last_csat if late.last_csat is not None else a.last_csat or b.last_csat,
+        last_nps=_first(late.last_nps, a.last_nps, b.last_nps),
+        last_csat=_first(late.last_csat, a.last_csat, b.last_csat),
     )
+
+
+def _first(*values: int | None) -> int | None:
+    """The first answer given; 0 is an answer (an NPS of 0 is the strongest detractor)."""
+    return next((v for v in values if v is not None), None)
 
 
 def _merge_affinity(a: CustomerState, b: CustomerState, cfg: StateConfig) -> dict[str, Any]:

@@ -69,3 +69,11 @@ def test_merge_adds_counts(a: list[str], b: list[str]) -> None:
     m = merge(known, anon, "k", "c", 0.0, CFG)
     assert m.total_events == len(a) + len(b)
     assert m.lifetime.orders == a.count("purchase") + b.count("purchase")
+
+
+def test_merge_keeps_an_nps_of_zero() -> None:
+    # the anonymous side has the later contact but no survey; the known customer said 0
+    known = fold([ev("c1", "survey_response", 5, "c1", None, nps=0)])
+    anon = fold([ev("a1", "chat", 10, None, "k1")])
+    assert anon is not None and known is not None
+    assert merge(known, anon, "k1", "c1", 20.0, CFG).service.last_nps == 0
