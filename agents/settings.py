@@ -113,8 +113,9 @@ class Settings(BaseSettings):
             "bootstrap_servers": self.kafka_bootstrap,
             "security_protocol": self.security_protocol,
         }
-        if self.ssl_context() is not None:
-            kw["ssl_context"] = self.ssl_context()
+        ctx = self.ssl_context()
+        if ctx is not None:
+            kw["ssl_context"] = ctx
         if self.security_protocol.startswith("SASL"):
             kw["sasl_mechanism"] = self.sasl_mechanism
             kw["sasl_plain_username"] = self.sasl_username
