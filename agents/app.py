@@ -9,9 +9,14 @@ Four agents, each co-partitioned with what it reads:
 - ``identify`` reads ``identity-events`` with the ``identities`` table (anonymous id ->
   customer): links on login, routes to the customer, asks for the anonymous state to
   be merged.
-- ``decide`` reads ``customer-events``, folds each event into the customer's state
-  (written back once, as bytes), settles delayed labels, asks the policy for the next
-  best action and emits it on ``actions`` only when it changes.
+- ``feedback`` reads channel feedback, validates it (``feedback.v1``) and forwards it
+  keyed by customer to ``customer-events``, so it is joined to its decision by the worker
+  that owns the customer.
+- ``decide`` reads ``customer-events``, folds each event (or feedback) into the customer's
+  state (written back once, as bytes), settles delayed labels, asks the policy for the
+  next best action under the playbook in force and emits it on ``actions`` (or, for the
+  control group, ``holdout``) only when it changes; journey outcomes become metrics and
+  response examples.
 - ``learn`` (``agents.learning``) turns labelled examples into signed model snapshots.
 
 A timer sends "tick" messages through ``customer-events`` for customers with something
@@ -26,7 +31,7 @@ import base64
 import heapq
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import faust
@@ -36,11 +41,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from agents.learning import Learners
 from agents.metrics import Metrics
 from agents.models import ModelRegistry
+from agents.playbooks import PlaybookRegistry
 from agents.settings import Settings
-from pipeline.events import Decoder, Event, Rejected, format_time
+from pipeline.events import Decoder, Event, Rejected, format_time, parse_time
 from pipeline.identity import merge, resolve
 from pipeline.labels import Example, label_due, label_event, label_timeout
-from pipeline.policy import Decision, Trigger, decide, due_at
+from pipeline.policy import Decision, Inputs, Outcome, Trigger, decide, due_at, on_feedback
 from pipeline.privacy import ERASE, erasure_record, expired
 from pipeline.state import CustomerState, apply
 
@@ -95,13 +101,16 @@ class Baton:
         self.registry = registry or CollectorRegistry()
         self.metrics = Metrics.create(self.registry)
         self.decoder = Decoder(s.decode_config())
-        self.state_cfg, self.policy_cfg = s.state_config(), s.policy_config()
+        self.state_cfg = s.state_config()
         self.due = _Due()
         if s.default_pii_key:
             log.warning("BATON_PII_HASH_KEY is not set: e-mail/phone hashes use the default key")
         if s.model_signing_key.get_secret_value() == "baton-development-model-key":
             log.warning("BATON_MODEL_SIGNING_KEY is not set: model snapshots use the default key")
         self.models = ModelRegistry(s, self.metrics)
+        self.playbooks = PlaybookRegistry(s, self.metrics)
+        self._volume: dict[tuple[int, str], int] = {}
+        self._share = (-1, 1.0)
         self.label_cfg = s.label_config()
         self._last_rescan, self._scanned_at = 0.0, -1
         s.data_dir.mkdir(parents=True, exist_ok=True)
@@ -135,6 +144,8 @@ class Baton:
             "identities", default=None, partitions=s.partitions, key_type=bytes, value_type=bytes
         )
         self.actions = app.topic(s.topic("actions"))
+        self.holdout = app.topic(s.topic("holdout"))
+        self.feedback = app.topic(s.topic("feedback"))
         self.examples = app.topic(s.topic("training-examples"))
         self.models_topic = app.topic(s.topic("models"))
         self.audit = app.topic(s.topic("audit"))
@@ -146,11 +157,13 @@ class Baton:
         )
         app.agent(self.sources, name="ingest")(self._ingest)
         app.agent(self.identity_events, name="identify")(self._identify)
+        app.agent(self.feedback, name="feedback")(self._feedback)
         app.agent(self.customer_events, name="decide")(self._decide)
         self.learners = Learners(s, self.metrics, self.models, self.models_topic)
         app.agent(self.examples, name="learn")(self.learners.agent)
         app.timer(s.timer_interval_s)(self._sweep)
         app.task(self.models.follow)
+        app.task(self.playbooks.follow)
         app.page("/metrics")(self._view(self._metrics_page))
         app.page("/health")(self._view(self._health_page))
 
@@ -169,6 +182,20 @@ class Baton:
                 await self.identity_events.send(key=result.anonymous_id.encode(), value=body)
             else:
                 await self.customer_events.send(key=result.key.encode(), value=body)
+
+    # -- feedback ---------------------------------------------------------------------------
+    async def _feedback(self, stream: faust.StreamT[bytes]) -> None:
+        """Channel feedback in: validate, then route to the customer's partition."""
+        async for ev in stream.events():
+            msg, now = ev.message, time.time()
+            self.metrics.received.labels(msg.topic).inc()
+            fb = self.decoder.decode_feedback(ev.value, now)
+            src = (msg.topic, msg.partition, msg.offset)
+            if isinstance(fb, Rejected):
+                await self._dead(ev.key, ev.value, fb, src, now)
+                continue
+            body = {"feedback": orjson.loads(ev.value), "received_at": now, "src": src}
+            await self.customer_events.send(key=fb.customer_id.encode(), value=orjson.dumps(body))
 
     # -- identify ---------------------------------------------------------------------------
     async def _identify(self, stream: faust.StreamT[bytes]) -> None:
@@ -238,17 +265,27 @@ class Baton:
             if "tick" in doc:
                 if state is None:
                     continue
-                labelled, examples = label_timeout(state, doc["tick"], self.label_cfg)
+                now = doc["tick"]
+                labelled, examples = label_timeout(state, now, self.label_cfg)
                 await self._send_examples(examples)
-                decision = decide(labelled, doc["tick"], Trigger("timer"), self.policy_cfg)
-                if decision.action is None and not examples:
-                    self.due.set(key, self._due(state))
+                inputs = self._inputs(labelled, now)
+                decision = decide(labelled, now, Trigger("timer"), None, inputs)
+                if decision.action is None and not examples and not decision.outcomes:
+                    self.due.set(key, self._due(state, now))
+                    continue
+            elif "feedback" in doc:
+                now = time.time()
+                decision = await self._on_feedback(key, doc, state)
+                if decision is None:
                     continue
             else:
+                now = (
+                    parse_time(doc["event"]["event_time"]) or time.time() if "event" in doc else 0.0
+                )
                 decision = await self._on_event(key, doc, state)
                 if decision is None:
                     continue
-            await self._commit(key, decision, doc["received_at"])
+            await self._commit(key, decision, doc["received_at"], now)
 
     async def _stitch(self, key: bytes, doc: dict[str, Any], state: CustomerState | None) -> None:
         """Move an anonymous state to its customer (two steps, each on its own partition)."""
@@ -296,12 +333,64 @@ class Baton:
         self.metrics.events.labels(event.event_type).inc()
         labelled, examples = label_event(state, applied.state, event, self.label_cfg)
         await self._send_examples(examples)
-        trigger = Trigger("event", event.event_id)
-        return decide(labelled, event.event_time, trigger, self.policy_cfg)
+        trigger, now = Trigger("event", event.event_id), event.event_time
+        return decide(labelled, now, trigger, event, self._inputs(labelled, now))
 
-    def _due(self, state: CustomerState) -> float | None:
+    async def _on_feedback(
+        self, key: bytes, doc: dict[str, Any], state: CustomerState | None
+    ) -> Decision | None:
+        """Join feedback to its decision (cool-downs, exposure, responses, conversion)."""
+        fb, src = doc["feedback"], tuple(doc["src"])
+        raw = orjson.dumps(fb)
+        if state is not None and fb["event_id"] in state.recent_ids:
+            why = Rejected("duplicate", "feedback event_id already applied", fb["event_id"])
+            await self._dead(key, raw, why, src, time.time())  # type: ignore[arg-type]
+            return None
+        at = parse_time(fb["event_time"]) or time.time()
+        pb = self.playbooks.current
+        done = (
+            None
+            if state is None
+            else on_feedback(state, fb["feedback_type"], fb["decision_id"], at, pb)
+        )
+        if done is None:
+            detail = f"no decision {fb['decision_id']} for this customer in the last 7 days"
+            why = Rejected("unknown_decision", detail, fb["event_id"])
+            await self._dead(key, raw, why, src, time.time())  # type: ignore[arg-type]
+            return None
+        self.metrics.feedback.labels(fb["feedback_type"]).inc()
+        new, outcomes = done
+        new = replace(
+            new, recent_ids=(*new.recent_ids, fb["event_id"])[-self.state_cfg.dedupe_window :]
+        )
+        return Decision(new, None, tuple(outcomes))
+
+    def _inputs(self, state: CustomerState, now: float) -> Inputs:
+        scores, versions = self.models.scores(state, now)
+        hour = int(now // 3600)
+        volume = {a: n for (h, a), n in self._volume.items() if h == hour}
+        return Inputs(
+            self.playbooks.current,
+            scores,
+            versions,
+            self.models.responses,
+            volume,
+            self._volume_share(),
+        )
+
+    def _volume_share(self) -> float:
+        """This worker's share of a global hourly limit: the share of partitions it owns."""
+        count = self.app.rebalancing_count
+        if self._share[0] != count:
+            topic = self.customer_events.get_topic_name()
+            mine = sum(1 for tp in self.app.assignor.assigned_actives() if tp.topic == topic)
+            self._share = (count, max(1, mine) / self.settings.partitions)
+        return self._share[1]
+
+    def _due(self, state: CustomerState, now: float) -> float | None:
         """When the timer must look at this customer: a decision or a label falls due."""
-        dues = [d for d in (due_at(state, self.policy_cfg), label_due(state, self.label_cfg)) if d]
+        pb = self.playbooks.current
+        dues = [d for d in (due_at(state, pb, now), label_due(state, self.label_cfg)) if d]
         return min(dues) if dues else None
 
     async def _send_examples(self, examples: list[Example]) -> None:
@@ -327,16 +416,42 @@ class Baton:
         for anon in state.merged_from:
             await self.identity_events.send(key=anon.encode(), value=orjson.dumps({"unlink": True}))
 
-    async def _commit(self, key: bytes, decision: Decision, received_at: float) -> None:
-        if decision.action is not None:
-            action = decision.action
-            wire = action.to_dict()
-            wire["explanation"] |= self.models.score(decision.state, action.decided_at)
-            await self.actions.send(key=key, value=orjson.dumps(wire))
+    async def _commit(
+        self, key: bytes, decision: Decision, received_at: float, now: float | None = None
+    ) -> None:
+        """Send the action (if any), record outcomes, write the state once, reschedule."""
+        action = decision.action
+        if action is not None:
+            topic = self.actions if action.group == "treatment" else self.holdout
+            await topic.send(key=key, value=orjson.dumps(action.to_dict()))
             self.metrics.actions.labels(action.action).inc()
             self.metrics.decision_latency.observe(max(0.0, time.time() - received_at))
+            for step in action.explanation["dropped"].values():
+                if step not in ("not_eligible", "rule_error"):
+                    self.metrics.policy_drops.labels(step).inc()
+            if action.group == "treatment":
+                vkey = (int(action.decided_at // 3600), action.action)
+                self._volume = {k: v for k, v in self._volume.items() if k[0] >= vkey[0] - 1}
+                self._volume[vkey] = self._volume.get(vkey, 0) + 1
+        await self._outcomes(decision.outcomes)
         self.customers[key] = orjson.dumps(decision.state.to_dict())
-        self.due.set(key, self._due(decision.state))
+        self.due.set(key, self._due(decision.state, time.time() if now is None else now))
+
+    async def _outcomes(self, outcomes: tuple[Outcome, ...]) -> None:
+        """Journey KPIs to Prometheus; response outcomes to the response-model learner."""
+        m = self.metrics
+        for o in outcomes:
+            if o.kind == "decision":
+                m.journey_decisions.labels(o.action, o.journey, o.group).inc()
+            elif o.kind == "conversion":
+                m.journey_conversions.labels(o.action, o.journey, o.group).inc()
+            elif o.kind == "exposure":
+                m.journey_exposures.labels(o.action, o.journey).inc()
+            elif o.kind == "acceptance":
+                m.journey_acceptances.labels(o.action, o.journey).inc()
+            elif o.kind == "response":
+                ex = {"kind": "response", "action": o.action, "y": bool(o.success)}
+                await self.examples.send(key=b"response", value=orjson.dumps(ex))
 
     # -- timer ------------------------------------------------------------------------------
     async def _sweep(self) -> None:
@@ -365,7 +480,10 @@ class Baton:
             raw = self.customers.get(key)
             if raw:
                 state = CustomerState.from_dict(orjson.loads(raw))
-                self.due.set(key, self._due(state))
+                # customers seen in the last day get idle thresholds that passed while no
+                # worker owned them checked once more; older ones only future ones
+                since = state.last_seen if now - state.last_seen < 86400.0 else now
+                self.due.set(key, self._due(state, since))
                 if expired(state, now, self.settings.state_retention_s):
                     idle.append(key)
         self.metrics.customers.set(len(keys))

@@ -31,7 +31,11 @@ from pipeline.simulator import SimConfig, Simulator
 
 __all__ = ["run_demo", "scrape", "simulate", "start_worker", "stop_worker", "wait_healthy"]
 
-DEMO_DEFAULTS = {"BATON_CART_ABANDON_AFTER_S": "10", "BATON_TIMER_INTERVAL_S": "1"}
+# the default playbook, with the abandonment journeys sped up to fit a short demo
+DEMO_DEFAULTS = {
+    "BATON_PLAYBOOK_PARAMS": '{"cart_abandon_min": 0.17, "browse_abandon_min": 0.25}',
+    "BATON_TIMER_INTERVAL_S": "1",
+}
 
 
 async def simulate(
@@ -224,7 +228,7 @@ def run_demo(duration: float, customers: int, seed: int) -> int:
         wait_healthy(web_port, proc)
         print(
             f"feeding {customers} simulated customers for {duration:.0f}s "
-            f"(abandoned-cart reminder after {env['BATON_CART_ABANDON_AFTER_S']}s idle)"
+            f"(playbook parameters {env['BATON_PLAYBOOK_PARAMS']})"
         )
         asyncio.run(_drive(settings, web_port, duration, customers, seed))
         return 0

@@ -1,7 +1,9 @@
 """The learner agent's work: labelled examples in, signed model snapshots out.
 
 Examples arrive on ``training-examples`` keyed by intent, so each intent's examples
-land on one partition and one worker learns them. A learner starts from the newest
+land on one partition and one worker learns them. Response outcomes (feedback joined to
+its decision) arrive there too, keyed ``response``, and update the per-action response
+models, published the same way. A learner starts from the newest
 published snapshot (as loaded by the worker's model registry), never from scratch
 when one exists, and publishes to the compacted ``models`` topic, which every worker
 (itself included) follows.
@@ -20,6 +22,7 @@ from agents.models import ModelRegistry
 from agents.settings import Settings
 from pipeline.learning import Learner
 from pipeline.models import IntentModel, sign
+from pipeline.response import ResponseModels
 
 __all__ = ["Learners"]
 
@@ -33,11 +36,16 @@ class Learners:
         self.settings, self.metrics = settings, metrics
         self.registry, self.models_topic = registry, models_topic
         self.learners: dict[str, Learner] = {}
+        self.responses: ResponseModels | None = None
+        self._resp_since, self._resp_last = 0, 0.0
 
     async def agent(self, stream: faust.StreamT[bytes]) -> None:
         """Test-then-train on labelled examples; publish signed snapshots when due."""
         async for ev in stream.events():
             ex = orjson.loads(ev.value)
+            if ex.get("kind") == "response":
+                await self._response(ex["action"], bool(ex["y"]))
+                continue
             intent, y = ex["intent"], bool(ex["y"])
             learner = self.learners.get(intent) or self._start(intent)
             learner.learn(ex["x"], y)
@@ -50,6 +58,24 @@ class Learners:
         for intent, learner in list(self.learners.items()):
             if learner.snapshot_due(now):
                 await self._publish(intent, learner)
+        if self._resp_since and now - self._resp_last >= self.settings.snapshot_interval_s:
+            await self._publish_responses(now)
+
+    async def _response(self, action: str, y: bool) -> None:
+        if self.responses is None:  # start from what every worker has loaded
+            self.responses = ResponseModels.from_snapshot(self.registry.responses.snapshot())
+        self.responses.learn(action, y)
+        self.metrics.examples.labels("response", str(y).lower()).inc()
+        self._resp_since += 1
+        if self._resp_since >= self.settings.snapshot_every:
+            await self._publish_responses(time.time())
+
+    async def _publish_responses(self, now: float) -> None:
+        assert self.responses is not None
+        self._resp_since, self._resp_last = 0, now
+        raw = sign(self.responses.snapshot(), self.registry.key)
+        await self.models_topic.send(key=b"response", value=raw)
+        self.metrics.snapshots_published.labels("response").inc()
 
     def _start(self, intent: str) -> Learner:
         current = self.registry.models.get(intent)

@@ -9,6 +9,7 @@ lists in ``schemas``/``pipeline``, actions from the playbook.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -35,6 +36,15 @@ class Metrics:
     model_quality: Gauge
     snapshots_published: Counter
     merges: Counter
+    playbook_info: Gauge
+    playbooks_loaded: Counter
+    playbooks_refused: Counter
+    policy_drops: Counter
+    feedback: Counter
+    journey_decisions: Counter
+    journey_exposures: Counter
+    journey_acceptances: Counter
+    journey_conversions: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry, prefix: str = "baton") -> Metrics:
@@ -128,4 +138,66 @@ class Metrics:
                 "Customers held in this worker's state table.",
                 registry=registry,
             ),
+            **_decisioning(registry, prefix),
         )
+
+
+def _decisioning(registry: CollectorRegistry, prefix: str) -> dict[str, Any]:
+    """Playbook, policy and journey KPI metrics. Label values are bounded by the playbook
+    (action and journey ids) and by closed sets (group, step, type)."""
+    aj, ajg = ["action", "journey"], ["action", "journey", "group"]
+    return {
+        "playbook_info": Gauge(
+            f"{prefix}_playbook_info",
+            "The playbook in force (value 1), by version.",
+            ["version"],
+            registry=registry,
+        ),
+        "playbooks_loaded": Counter(
+            f"{prefix}_playbooks_loaded",
+            "Playbooks loaded from the playbook topic.",
+            registry=registry,
+        ),
+        "playbooks_refused": Counter(
+            f"{prefix}_playbooks_refused",
+            "Playbooks from the topic refused by validation (the old one stays).",
+            registry=registry,
+        ),
+        "policy_drops": Counter(
+            f"{prefix}_policy_drops",
+            "Eligible candidates dropped by a contact-policy step, in emitted decisions.",
+            ["step"],
+            registry=registry,
+        ),
+        "feedback": Counter(
+            f"{prefix}_feedback_received",
+            "Channel feedback joined to a decision, by type.",
+            ["type"],
+            registry=registry,
+        ),
+        "journey_decisions": Counter(
+            f"{prefix}_journey_decisions",
+            "Decisions made, treatment (sent) and control (held out).",
+            ajg,
+            registry=registry,
+        ),
+        "journey_exposures": Counter(
+            f"{prefix}_journey_exposures",
+            "Actions shown to the customer (impression feedback).",
+            aj,
+            registry=registry,
+        ),
+        "journey_acceptances": Counter(
+            f"{prefix}_journey_acceptances",
+            "Actions clicked or accepted.",
+            aj,
+            registry=registry,
+        ),
+        "journey_conversions": Counter(
+            f"{prefix}_journey_conversions",
+            "Decisions followed by a purchase (or convert feedback) while they stood, "
+            "treatment and control: the numerators of lift.",
+            ajg,
+            registry=registry,
+        ),
+    }

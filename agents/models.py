@@ -10,7 +10,6 @@ Swapping is one assignment, so a decision never sees half a model.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
@@ -18,6 +17,8 @@ from agents.metrics import Metrics
 from agents.settings import Settings
 from pipeline.features import features
 from pipeline.models import IntentModel, SnapshotError, verify
+from pipeline.response import FORMAT as RESPONSE_FORMAT
+from pipeline.response import ResponseModels
 from pipeline.state import CustomerState
 
 __all__ = ["ModelRegistry"]
@@ -32,13 +33,18 @@ class ModelRegistry:
         self.settings, self.metrics = settings, metrics
         self.key = settings.model_signing_key.get_secret_value().encode()
         self.models: dict[str, IntentModel] = {}
+        self.responses = ResponseModels()
 
     def load(self, raw: bytes | None) -> None:
         """Verify and install one message from the models topic."""
         if raw is None:
             return
         try:
-            model = IntentModel.from_snapshot(verify(raw, self.key))
+            snap = verify(raw, self.key)
+            if snap.get("format") == RESPONSE_FORMAT:
+                self._responses(ResponseModels.from_snapshot(snap))
+                return
+            model = IntentModel.from_snapshot(snap)
         except SnapshotError as exc:
             reason = "bad_signature" if "signature" in str(exc) else "malformed"
             self.metrics.snapshots_refused.labels(reason).inc()
@@ -53,14 +59,22 @@ class ModelRegistry:
         self.metrics.snapshots_loaded.labels(model.intent).inc()
         log.info("loaded %s model version %d", model.intent, model.version)
 
-    def score(self, state: CustomerState, now: float) -> dict[str, Any]:
-        """Scores and model versions for an action's explanation (loaded models only)."""
+    def _responses(self, rm: ResponseModels) -> None:
+        if rm.version < self.responses.version:
+            self.metrics.snapshots_refused.labels("older").inc()
+            return
+        self.responses = rm  # one assignment
+        self.metrics.model_version.labels("response").set(rm.version)
+        self.metrics.snapshots_loaded.labels("response").inc()
+
+    def scores(self, state: CustomerState, now: float) -> tuple[dict[str, float], dict[str, int]]:
+        """Intent scores and model versions (loaded models only)."""
         if not self.models:
-            return {}
+            return {}, {}
         x = features(state, now)
-        return {
-            "scores": {i: round(m.predict(x), 6) for i, m in self.models.items()},
-            "model_versions": {i: m.version for i, m in self.models.items()},
+        models = dict(self.models)  # the follower may install a model meanwhile
+        return {i: m.predict(x) for i, m in models.items()}, {
+            i: m.version for i, m in models.items()
         }
 
     async def follow(self) -> None:

@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.events import DecodeConfig
 from pipeline.labels import LabelConfig
-from pipeline.policy import PolicyConfig
+from pipeline.playbook import DEFAULT_PATH, Playbook, load_file
 from pipeline.state import StateConfig
 
 __all__ = ["Settings"]
@@ -49,8 +49,8 @@ class Settings(BaseSettings):
     max_future_s: float = 600.0
     max_lateness_s: float = 7 * 86400.0
     session_gap_s: float = 1800.0
-    cart_abandon_after_s: float = 1800.0
-    action_ttl_s: float = 86400.0
+    playbook_file: Path | None = None
+    playbook_params: dict[str, float] = {}
     timer_interval_s: float = 5.0
     session_timeout_s: float = 60.0
     rescan_interval_s: float = 3600.0
@@ -93,8 +93,9 @@ class Settings(BaseSettings):
             churn_horizon_s=self.churn_horizon_s,
         )
 
-    def policy_config(self) -> PolicyConfig:
-        return PolicyConfig(self.cart_abandon_after_s, self.action_ttl_s)
+    def playbook(self) -> Playbook:
+        """The playbook a worker starts with (until one arrives on the playbook topic)."""
+        return load_file(self.playbook_file or DEFAULT_PATH, self.playbook_params)
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """TLS context for SSL and SASL_SSL, from the CA and client files if given."""

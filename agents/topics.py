@@ -53,6 +53,7 @@ TOPICS: tuple[TopicSpec, ...] = (
         "identity-events", "internal: events with an anonymous id, keyed by it", retention_ms=DAY_MS
     ),
     TopicSpec("actions", "next-best actions out, keyed by customer (action.v1)"),
+    TopicSpec("holdout", "control-group decisions, recorded for lift, never sent (action.v1)"),
     TopicSpec("feedback", "channel responses in: impression, click, accept, dismiss, convert"),
     TopicSpec("training-examples", "internal: labelled feature snapshots for learning"),
     TopicSpec(

@@ -2,7 +2,8 @@
 
     .venv/bin/python -m bench.scoring --events 20000
 
-Replays simulated events through decode -> apply -> labels -> decide, timing each step,
+Replays simulated events through decode -> apply -> labels -> decide (the default
+playbook: CEL rules, contact policy, arbitration), timing each step,
 then times features + predict for each intent model (trained on the replay's labels),
 so one can see what scoring every event would add to deciding. Prints µs per event
 (median of 5 passes); ``--json`` writes the figures.
@@ -22,7 +23,8 @@ from pipeline.events import DecodeConfig, Decoder, Event
 from pipeline.features import features
 from pipeline.labels import LabelConfig, label_event
 from pipeline.models import INTENTS, IntentModel
-from pipeline.policy import PolicyConfig, Trigger, decide
+from pipeline.playbook import DEFAULT_PATH, load_file
+from pipeline.policy import Inputs, Trigger, decide
 from pipeline.simulator import SimConfig, Simulator
 from pipeline.state import CustomerState, StateConfig, apply
 
@@ -50,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         second += 1
         raw += [m.value for m in sim.due(t0 + second)]
     raw = raw[: args.events]
-    dec, scfg, lcfg, pcfg = Decoder(DecodeConfig()), StateConfig(), LabelConfig(), PolicyConfig()
+    dec, scfg, lcfg = Decoder(DecodeConfig()), StateConfig(), LabelConfig()
+    inputs = Inputs(load_file(DEFAULT_PATH))  # the default playbook: 11 actions
     now = t0 + second
     events = [e for e in (dec.decode(r, now) for r in raw) if isinstance(e, Event)]
     states: dict[str, CustomerState] = {}
@@ -72,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             if step in ("labels", "decide"):
                 a, _ = label_event(before, a, e, lcfg)
             if step == "decide":
-                a = decide(a, e.event_time, Trigger("event", e.event_id), pcfg).state
+                a = decide(a, e.event_time, Trigger("event", e.event_id), e, inputs).state
             st[e.key] = a
         return len(events)
 

@@ -7,7 +7,9 @@ clock; the stream layer in ``agents`` injects all of that.
 from __future__ import annotations
 
 from pipeline.events import DecodeConfig, Decoder, Event, Rejected
-from pipeline.policy import Action, Decision, PolicyConfig, Trigger, decide, due_at
+from pipeline.playbook import Playbook
+from pipeline.playbook import load as load_playbook
+from pipeline.policy import Action, Decision, Inputs, Trigger, decide
 from pipeline.state import CustomerState, StateConfig, apply
 
 __all__ = [
@@ -17,11 +19,12 @@ __all__ = [
     "DecodeConfig",
     "Decoder",
     "Event",
-    "PolicyConfig",
+    "Inputs",
+    "Playbook",
     "Rejected",
     "StateConfig",
     "Trigger",
     "apply",
     "decide",
-    "due_at",
+    "load_playbook",
 ]

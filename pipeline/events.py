@@ -26,7 +26,16 @@ import orjson
 
 import schemas
 
-__all__ = ["REASONS", "DecodeConfig", "Decoder", "Event", "Rejected", "format_time", "parse_time"]
+__all__ = [
+    "REASONS",
+    "DecodeConfig",
+    "Decoder",
+    "Event",
+    "Feedback",
+    "Rejected",
+    "format_time",
+    "parse_time",
+]
 
 REASONS: Final = (
     "empty",
@@ -45,6 +54,7 @@ REASONS: Final = (
     "too_late",
     "future_timestamp",
     "duplicate",
+    "unknown_decision",
 )
 
 SUPPORTED_SCHEMA_VERSIONS: Final = frozenset({1})
@@ -181,19 +191,59 @@ def _depth(doc: object, limit: int) -> int:
     return level
 
 
-class Decoder:
-    """Turns raw bytes into events. Build once: the schema is compiled here."""
+@dataclass(frozen=True, slots=True)
+class Feedback:
+    """A channel's response to an action (``schemas/feedback.v1.json``)."""
 
-    __slots__ = ("_cfg", "_types", "_validator")
+    event_id: str
+    feedback_type: str
+    event_time: float
+    customer_id: str
+    decision_id: str
+    action: str
+    channel: str
+
+
+class Decoder:
+    """Turns raw bytes into events (or feedback). Build once: schemas are compiled here."""
+
+    __slots__ = ("_cfg", "_feedback", "_types", "_validator")
 
     def __init__(self, cfg: DecodeConfig) -> None:
         doc = schemas.load("event.v1")
         self._cfg = cfg
         self._validator = jsonschema_rs.validator_for(doc, validate_formats=True)
         self._types = frozenset(doc["properties"]["event_type"]["enum"])
+        self._feedback = jsonschema_rs.validator_for(
+            schemas.load("feedback.v1"), validate_formats=True
+        )
 
     def decode(self, raw: bytes | None, now: float) -> Event | Rejected:
         """Decode one message; ``now`` is the worker's clock in epoch seconds."""
+        doc = self._parse(raw)
+        return doc if isinstance(doc, Rejected) else self._check(doc, now)
+
+    def decode_feedback(self, raw: bytes | None, now: float) -> Feedback | Rejected:
+        """Decode one feedback message: the same edge checks, then ``feedback.v1``."""
+        doc = self._parse(raw)
+        if isinstance(doc, Rejected):
+            return doc
+        eid = doc.get("event_id") if isinstance(doc.get("event_id"), str) else None
+        error = next(self._feedback.iter_errors(doc), None)
+        if error is not None:
+            where = "/".join(str(p) for p in error.instance_path) or "(root)"
+            return Rejected("schema_violation", f"{where}: {error.message}"[:_MAX_DETAIL], eid)
+        ts = parse_time(doc["event_time"])
+        if ts is None:
+            return Rejected("bad_timestamp", "event_time is not RFC 3339 with a zone", eid)
+        if ts > now + self._cfg.max_future_s:
+            return Rejected("future_timestamp", f"event_time {ts - now:.0f}s ahead of clock", eid)
+        if ts < now - self._cfg.max_lateness_s:
+            return Rejected("too_late", f"event_time {now - ts:.0f}s behind clock", eid)
+        keys = ("event_id", "feedback_type", "customer_id", "decision_id", "action", "channel")
+        return Feedback(**{k: doc[k] for k in keys}, event_time=ts)
+
+    def _parse(self, raw: bytes | None) -> dict[str, Any] | Rejected:
         if not raw:
             return Rejected("empty", "no value (empty message or tombstone)")
         if len(raw) > self._cfg.max_bytes:
@@ -206,7 +256,7 @@ class Decoder:
             return Rejected("not_an_object", f"top level is {type(doc).__name__}")
         if _depth(doc, self._cfg.max_depth) > self._cfg.max_depth:
             return Rejected("too_deep", f"nesting deeper than {self._cfg.max_depth} levels")
-        return self._check(doc, now)
+        return doc
 
     def _check(self, doc: dict[str, Any], now: float) -> Event | Rejected:
         eid = doc.get("event_id") if isinstance(doc.get("event_id"), str) else None

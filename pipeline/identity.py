@@ -23,7 +23,15 @@ from typing import Any
 
 from pipeline.events import Event
 from pipeline.profile import merge_profiles
-from pipeline.state import Cart, CartItem, CustomerState, Lifetime, Service, StateConfig
+from pipeline.state import (
+    Cart,
+    CartItem,
+    Contacts,
+    CustomerState,
+    Lifetime,
+    Service,
+    StateConfig,
+)
 
 __all__ = ["Resolved", "merge", "resolve"]
 
@@ -96,6 +104,7 @@ def merge(
             sorted((*known.previous_sessions, *anon.previous_sessions), key=lambda x: x.started_at)
         )[-cfg.previous_sessions :],
         merged_from=(*known.merged_from, anon_id),
+        contacts=_merge_contacts(known.contacts, anon.contacts),
     )
 
 
@@ -128,6 +137,20 @@ def _merge_service(a: Service, b: Service) -> Service:
         last_nps=_first(late.last_nps, a.last_nps, b.last_nps),
         last_csat=_first(late.last_csat, a.last_csat, b.last_csat),
     )
+
+
+def _merge_contacts(a: Contacts, b: Contacts) -> Contacts:
+    """Both histories count against caps and cool-downs: an anonymous visitor's sends
+    were sends to the same person."""
+    return Contacts(
+        tuple(sorted((*a.sent, *b.sent), key=lambda s: s.at))[-64:],
+        _latest(a.dismissed, b.dismissed),
+        _latest(a.converted, b.converted),
+    )
+
+
+def _latest(x: Mapping[str, float], y: Mapping[str, float]) -> dict[str, float]:
+    return {k: max(x.get(k, 0.0), y.get(k, 0.0)) for k in {*x, *y}}
 
 
 def _first(*values: int | None) -> int | None:

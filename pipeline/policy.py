@@ -1,52 +1,100 @@
-"""Next-best-action decision for one customer: a pure function of state and time.
+"""The next best action for one customer: a pure function of state, event, time and inputs.
 
-The foundation rule: a cart left untouched for ``cart_abandon_after_s`` gets one
-``abandoned_cart_reminder`` per version of the cart. It is evaluated on every event of
-the customer (with the event's time) and by a timer (with the worker's clock), so a
-customer who simply leaves is reminded too. Emitting only when the standing action
-changes keeps Kafka writes down (DESIGN, performance budget).
+``decide`` runs the playbook's policy in this order, and every candidate that falls
+out is named in the explanation with the step that dropped it:
 
+1. eligibility: each action's CEL rule over the rule context (``not_eligible``,
+   ``rule_error``);
+2. contact policy (``pipeline.contact``): ``suppressed``, ``cooldown``, ``action_cap``,
+   ``volume_limit`` (global hourly limit; each worker may use its share of it, the share
+   of partitions it owns), then a channel: ``no_consent``, ``unreachable``,
+   ``channel_cap``, ``quiet_hours``;
+3. arbitration: priority = propensity x value x weight; the propensity comes from the
+   action's response model once it has ``min_responses`` outcomes, else from the intent
+   score named by the action, else from its prior;
+4. exploration: with probability ``exploration_rate`` a uniformly drawn candidate among
+   the near-best (priority >= ``near_best`` x the best) replaces the best (epsilon-greedy,
+   so the probability of the choice is exact and recorded for off-policy evaluation);
+   every draw is seeded by the customer and the trigger, so a replay decides the same;
+5. control group: a stable hash of the customer puts ``control_share`` of customers in a
+   holdout; their decisions are recorded (group ``control``) but not sent;
+6. channel: the first allowed channel of the action, the customer's preferred one first.
+
+A decision is emitted only when the chosen action differs from the standing one; a
+standing action that is still eligible and near-best is kept, so exploration does not
+flip what a channel shows on every event. The new action names the one it supersedes.
+
+    >>> from pipeline.playbook import load
     >>> from pipeline.state import Cart, CartItem, CustomerState
+    >>> pb = load('''{version: "1", actions: [{id: cart, journey: cart, channels: [email],
+    ...   content: t, eligible: "cart.items > 0.0 && cart.idle_min >= 1.0"}]}''')
     >>> s = CustomerState("c1", 0.0, 0.0, cart=Cart((CartItem("p1", 1, 9.5),), 100.0))
-    >>> cfg = PolicyConfig(cart_abandon_after_s=60)
-    >>> decide(s, 120.0, Trigger("timer"), cfg).action is None
+    >>> decide(s, 120.0, Trigger("timer"), None, Inputs(pb)).action is None
     True
-    >>> d = decide(s, 160.0, Trigger("timer"), cfg)
-    >>> (d.action.action, d.action.payload["cart_value"])
-    ('abandoned_cart_reminder', 9.5)
-    >>> decide(d.state, 500.0, Trigger("timer"), cfg).action is None  # once per cart version
+    >>> d = decide(s, 160.0, Trigger("timer"), None, Inputs(pb))
+    >>> (d.action.action, d.action.channel, d.action.payload["content"])
+    ('cart', 'email', 't')
+    >>> decide(d.state, 170.0, Trigger("timer"), None, Inputs(pb)).action is None  # standing
     True
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, replace
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pipeline.events import format_time
+from pipeline.contact import check_action, choose_channel
+from pipeline.context import rule_context
+from pipeline.events import Event, format_time
+from pipeline.playbook import ActionSpec, Playbook
+from pipeline.response import ResponseModels
 from pipeline.state import CustomerState, LastAction
 
-__all__ = ["ABANDONED_CART", "Action", "Decision", "PolicyConfig", "Trigger", "decide", "due_at"]
-
-ABANDONED_CART = "abandoned_cart_reminder"
-
-
-@dataclass(frozen=True, slots=True)
-class PolicyConfig:
-    """Decision settings: cart idle time before a reminder, action lifetime, channel."""
-
-    cart_abandon_after_s: float = 1800.0
-    action_ttl_s: float = 86400.0
-    channel: str = "email"
+__all__ = [
+    "Action",
+    "Decision",
+    "Inputs",
+    "Outcome",
+    "Trigger",
+    "decide",
+    "due_at",
+    "in_control",
+    "on_feedback",
+]
 
 
 @dataclass(frozen=True, slots=True)
 class Trigger:
-    """What caused this decision: an event (with its id) or the timer."""
+    """What caused this decision: an event (with its id) or the timer (with its time)."""
 
     kind: str
     event_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    """What the worker supplies besides the state: playbook, models, volume so far."""
+
+    playbook: Playbook
+    scores: Mapping[str, float] = field(default_factory=dict)
+    model_versions: Mapping[str, int] = field(default_factory=dict)
+    responses: ResponseModels | None = None
+    volume: Mapping[str, int] = field(default_factory=dict)
+    volume_share: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """Something to count or learn: decision, exposure, acceptance, conversion, response."""
+
+    kind: str
+    action: str
+    journey: str
+    group: str = "treatment"
+    success: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +102,9 @@ class Action:
     decision_id: str
     customer_id: str
     action: str
-    channel: str
+    journey: str
+    channel: str | None
+    group: str
     decided_at: float
     expires_at: float
     supersedes: str | None
@@ -69,7 +119,9 @@ class Action:
             "schema_version": 1,
             "customer_id": self.customer_id,
             "action": self.action,
+            "journey": self.journey,
             "channel": self.channel,
+            "group": self.group,
             "decided_at": format_time(self.decided_at),
             "expires_at": format_time(self.expires_at),
             "supersedes": self.supersedes,
@@ -83,55 +135,298 @@ class Action:
 class Decision:
     state: CustomerState
     action: Action | None = None
+    outcomes: tuple[Outcome, ...] = ()
 
 
-def decision_id(customer_id: str, action: str, basis: float) -> str:
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    spec: ActionSpec
+    channel: str
+    propensity: float
+    source: str
+    value: float
+
+    @property
+    def priority(self) -> float:
+        return self.propensity * self.value * self.spec.weight
+
+    def terms(self) -> dict[str, Any]:
+        return {
+            "propensity": round(self.propensity, 6),
+            "propensity_source": self.source,
+            "value": round(self.value, 4),
+            "weight": self.spec.weight,
+            "priority": round(self.priority, 6),
+            "channel": self.channel,
+        }
+
+
+def _unit(*parts: object) -> float:
+    """A deterministic uniform draw in [0, 1) from ``parts``."""
+    h = hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(h, "big") / 2.0**64
+
+
+def decision_id(customer_id: str, action: str, basis: str) -> str:
     """Deterministic id: the same decision, redelivered or replayed, has the same id."""
-    text = f"{customer_id}|{action}|{basis!r}"
+    text = f"{customer_id}|{action}|{basis}"
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
-def due_at(state: CustomerState, cfg: PolicyConfig) -> float | None:
-    """When the timer should look at this customer again, or None if nothing is pending."""
-    if not state.cart.items:
-        return None
+def in_control(customer_id: str, pb: Playbook) -> bool:
+    """Whether the customer is in the holdout: stable for a salt, ``control_share`` of all."""
+    return pb.control_share > 0 and _unit(pb.control_salt, customer_id) < pb.control_share
+
+
+def _live(state: CustomerState, now: float) -> LastAction | None:
     la = state.last_action
-    if la is not None and la.cart_changed_at == state.cart.changed_at:
+    return la if la is not None and la.expires_at > now else None
+
+
+def due_at(state: CustomerState, pb: Playbook, now: float) -> float | None:
+    """When the timer should decide this customer again (idle thresholds, expiry), or None."""
+    dues = [state.last_seen + d for d in pb.recheck_after_idle_s if state.last_seen + d > now]
+    la = state.last_action
+    if la is not None and la.expires_at > now:
+        dues.append(la.expires_at)
+    return min(dues) if dues else None
+
+
+# -- outcomes that do not need a new decision -------------------------------------------------
+def _settle(
+    state: CustomerState, now: float, event: Event | None
+) -> tuple[CustomerState, list[Outcome]]:
+    """Attribute a purchase to the standing decision; close an expired one that was shown."""
+    la, out = state.last_action, list[Outcome]()
+    if la is None:
+        return state, out
+    if event is not None and event.event_type == "purchase" and la.expires_at > now:
+        state, conv = _convert(state, la, now)
+        out += conv
+    if la.expires_at <= now:
+        state, out2 = _unanswered(state, la, "expired")
+        out += out2
+    return state, out
+
+
+def _convert(
+    state: CustomerState, la: LastAction, now: float
+) -> tuple[CustomerState, list[Outcome]]:
+    if la.converted:
+        return state, []
+    c = state.contacts
+    if la.group == "treatment":
+        c = replace(c, converted={**c.converted, la.action: now})
+    state = replace(state, last_action=replace(la, converted=True), contacts=c)
+    return state, [Outcome("conversion", la.action, la.journey, la.group)]
+
+
+def _unanswered(
+    state: CustomerState, la: LastAction, why: str
+) -> tuple[CustomerState, list[Outcome]]:
+    """A shown action that got no response before it ended is a failure for its model."""
+    sent = state.contacts.find(la.decision_id)
+    if sent is None or not sent.shown or sent.response is not None:
+        return state, []
+    state = _respond(state, la.decision_id, why)
+    return state, [Outcome("response", la.action, la.journey, success=False)]
+
+
+def _respond(state: CustomerState, decision: str, response: str) -> CustomerState:
+    c = state.contacts
+    sent = tuple(replace(s, response=response) if s.decision_id == decision else s for s in c.sent)
+    return replace(state, contacts=replace(c, sent=sent))
+
+
+def on_feedback(
+    state: CustomerState, kind: str, decision: str, at: float, pb: Playbook
+) -> tuple[CustomerState, list[Outcome]] | None:
+    """Fold channel feedback into the state; None if the decision is unknown here."""
+    sent = state.contacts.find(decision)
+    if sent is None:
         return None
-    return state.cart.changed_at + cfg.cart_abandon_after_s
+    spec = next((a for a in pb.actions if a.id == sent.action), None)
+    journey = spec.journey if spec else ""
+    out: list[Outcome] = []
+    la = state.last_action
+    standing = la if la is not None and la.decision_id == decision else None
+    if kind == "impression":
+        c = state.contacts
+        shown = tuple(replace(s, shown=True) if s.decision_id == decision else s for s in c.sent)
+        return replace(state, contacts=replace(c, sent=shown)), [
+            Outcome("exposure", sent.action, journey)
+        ]
+    first = sent.response is None
+    state = _respond(state, decision, kind) if first else state
+    if first:
+        out.append(Outcome("response", sent.action, journey, success=kind != "dismiss"))
+    if kind in ("click", "accept"):
+        out.append(Outcome("acceptance", sent.action, journey))
+    elif kind == "dismiss":
+        c = state.contacts
+        state = replace(state, contacts=replace(c, dismissed={**c.dismissed, sent.action: at}))
+        if standing is not None:  # the channel took it down: decide afresh on the next event
+            state = replace(
+                state, last_action=replace(standing, expires_at=min(standing.expires_at, at))
+            )
+    elif kind == "convert" and standing is not None:
+        state, conv = _convert(state, standing, at)
+        out += conv
+    return state, out
 
 
-def decide(state: CustomerState, now: float, trigger: Trigger, cfg: PolicyConfig) -> Decision:
-    """Pick the next best action for ``state`` at time ``now``; None if it is unchanged."""
-    due = due_at(state, cfg)
-    if due is None or now < due:
-        return Decision(state)
-    cart = state.cart
+# -- the decision ------------------------------------------------------------------------------
+def _eligible(spec: ActionSpec, ctx: Mapping[str, Any]) -> str | None:
+    try:
+        return None if spec.eligible.execute(ctx) is True else "not_eligible"
+    except Exception:  # a rule that errors on this customer (the runtime raises several types)
+        return "rule_error"
+
+
+def _propensity(spec: ActionSpec, inp: Inputs) -> tuple[float, str]:
+    rm = inp.responses
+    if rm is not None and rm.outcomes(spec.id) >= inp.playbook.min_responses:
+        return rm.mean(spec.id), "response_model"
+    if spec.intent in inp.scores:
+        return inp.scores[spec.intent], f"intent:{spec.intent}"
+    return spec.prior, "prior"
+
+
+def _value(spec: ActionSpec, ctx: Mapping[str, Any]) -> float:
+    if spec.value_expr is None:
+        return spec.value
+    try:
+        return max(0.0, float(spec.value_expr.execute(ctx)))
+    except Exception:  # fall back to the static value rather than drop the action
+        return spec.value
+
+
+def _volume_ok(spec: ActionSpec, inp: Inputs) -> bool:
+    if spec.hourly_limit is None:
+        return True
+    return inp.volume.get(spec.id, 0) < math.ceil(spec.hourly_limit * inp.volume_share)
+
+
+def _candidates(
+    state: CustomerState, now: float, ctx: Mapping[str, Any], inp: Inputs
+) -> tuple[list[_Candidate], dict[str, str], dict[str, str], dict[str, dict[str, str]]]:
+    pb, standing = inp.playbook, _live(state, now)
+    cands, matched, dropped, refused = [], {}, {}, {}
+    for spec in pb.actions:
+        why = _eligible(spec, ctx)
+        if why is None:
+            matched[spec.id] = spec.rule
+            keep = standing is not None and standing.action == spec.id
+            why = None if keep else check_action(spec, state.contacts, pb, now)
+            if why is None and not keep and not _volume_ok(spec, inp):
+                why = "volume_limit"
+        if why is None:
+            channel, refused[spec.id] = choose_channel(spec, state, pb, now)
+            if channel is None:
+                why = next(iter(refused[spec.id].values()))
+            else:
+                p, source = _propensity(spec, inp)
+                cands.append(_Candidate(spec, channel, p, source, _value(spec, ctx)))
+        if why is not None:
+            dropped[spec.id] = why
+    return cands, matched, dropped, {k: v for k, v in refused.items() if v}
+
+
+def _explore(
+    cands: list[_Candidate], pb: Playbook, seed: tuple[object, ...]
+) -> tuple[_Candidate, list[_Candidate], bool, float]:
+    """(chosen, near-best set, explored, probability the policy chose it)."""
+    ranked = sorted(cands, key=lambda c: (-c.priority, c.spec.id))
+    best = ranked[0]
+    near = [c for c in ranked if c.priority >= pb.near_best * best.priority]
+    eps = pb.exploration_rate if len(near) > 1 else 0.0
+    explore = eps > 0 and _unit(*seed, "explore") < eps
+    chosen = near[int(_unit(*seed, "pick") * len(near))] if explore else best
+    p = (1 - eps) * (chosen is best) + eps / len(near) if eps else 1.0
+    return chosen, near, explore, p
+
+
+def _payload(spec: ActionSpec, state: CustomerState, ctx: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"content": spec.content}
+    if "cart" in spec.payload:
+        out["items"] = [
+            {"product_id": i.product_id, "quantity": i.quantity, "price": i.price}
+            for i in state.cart.items
+        ]
+        out["cart_value"] = state.cart.value
+    if "top_category" in spec.payload:
+        out["category"] = ctx["affinity"]["top"]
+    if "recent_products" in spec.payload and state.session is not None:
+        out["products"] = list(state.session.products)
+    if "service" in spec.payload:
+        sv = ctx["service"]
+        out["service"] = {
+            k: sv[k] for k in ("open_tickets", "outage_days", "delivery_problem_days")
+        }
+    return out
+
+
+def decide(
+    state: CustomerState, now: float, trigger: Trigger, event: Event | None, inp: Inputs
+) -> Decision:
+    """Pick the next best action for ``state`` at ``now``; ``action`` is None if unchanged."""
+    pb = inp.playbook
+    state, outcomes = _settle(state, now, event)
+    ctx = rule_context(state, now, event, inp.scores)
+    ctx["params"] = pb.parameters
+    cands, matched, dropped, refused = _candidates(state, now, ctx, inp)
+    if not cands:
+        return Decision(state, None, tuple(outcomes))
+    basis = trigger.event_id if trigger.event_id is not None else repr(now)
+    chosen, near, explored, p = _explore(cands, pb, (state.customer_id, basis))
+    standing = _live(state, now)
+    if standing is not None and any(c.spec.id == standing.action for c in near):
+        return Decision(state, None, tuple(outcomes))  # unchanged: keep what is shown
+    spec, control = chosen.spec, in_control(state.customer_id, pb)
+    group = "control" if control else "treatment"
     prev = state.last_action
+    if prev is not None:
+        state, closed = _unanswered(state, prev, "superseded")
+        outcomes += closed
     action = Action(
-        decision_id=decision_id(state.customer_id, ABANDONED_CART, cart.changed_at),
+        decision_id=decision_id(state.customer_id, spec.id, basis),
         customer_id=state.customer_id,
-        action=ABANDONED_CART,
-        channel=cfg.channel,
+        action=spec.id,
+        journey=spec.journey,
+        channel=None if control else chosen.channel,
+        group=group,
         decided_at=now,
-        expires_at=now + cfg.action_ttl_s,
-        supersedes=prev.decision_id if prev is not None and prev.expires_at > now else None,
+        expires_at=now + spec.ttl_s,
+        supersedes=standing.decision_id if standing is not None else None,
         trigger=trigger,
         explanation={
-            "rule": "cart_idle",
-            "cart_idle_seconds": round(now - cart.changed_at, 3),
-            "threshold_seconds": cfg.cart_abandon_after_s,
-            "session_id": state.session.id if state.session else None,
+            "playbook_version": pb.version,
+            "rules_matched": matched,
+            "dropped": dropped,
+            "channels_refused": refused,
+            "arbitration": {c.spec.id: c.terms() for c in cands},
+            "near_best": [c.spec.id for c in near],
+            "explored": explored,
+            "probability": round(p, 6),
+            "exploration_rate": pb.exploration_rate,
+            "scores": {k: round(v, 6) for k, v in inp.scores.items()},
+            "model_versions": dict(inp.model_versions),
         },
-        payload={
-            "items": [
-                {"product_id": i.product_id, "quantity": i.quantity, "price": i.price}
-                for i in cart.items
-            ],
-            "cart_value": cart.value,
-        },
+        payload=_payload(spec, state, ctx),
     )
-    standing = LastAction(
-        action.decision_id, ABANDONED_CART, now, action.expires_at, cart.changed_at
+    la = LastAction(
+        action.decision_id,
+        spec.id,
+        now,
+        action.expires_at,
+        state.cart.changed_at,
+        action.channel,
+        spec.journey,
+        group,
     )
-    return Decision(replace(state, last_action=standing), action)
+    contacts = state.contacts
+    if not control:
+        contacts = contacts.sent_one(action.decision_id, spec.id, chosen.channel, now)
+    state = replace(state, last_action=la, contacts=contacts)
+    outcomes.append(Outcome("decision", spec.id, spec.journey, group))
+    return Decision(state, action, tuple(outcomes))

@@ -29,8 +29,10 @@ __all__ = [
     "Applied",
     "Cart",
     "CartItem",
+    "Contacts",
     "CustomerState",
     "LastAction",
+    "Sent",
     "Session",
     "StateConfig",
     "apply",
@@ -100,13 +102,18 @@ class Cart:
 
 @dataclass(frozen=True, slots=True)
 class LastAction:
-    """The action currently standing for this customer, so the same one is not re-sent."""
+    """The decision standing for this customer (sent, or held out in the control group),
+    so the same one is not re-sent and a conversion can be attributed to it."""
 
     decision_id: str
     action: str
     decided_at: float
     expires_at: float
-    cart_changed_at: float
+    cart_changed_at: float = 0.0
+    channel: str | None = None
+    journey: str = ""
+    group: str = "treatment"
+    converted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +134,67 @@ class Lifetime:
 
     orders: int = 0
     value: float = 0.0
+
+
+_DAY, _WEEK = 86400.0, 7 * 86400.0
+_KEEP = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """One action sent to the customer (holdout decisions are not sends)."""
+
+    decision_id: str
+    action: str
+    channel: str
+    at: float
+    shown: bool = False
+    response: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Contacts:
+    sent: tuple[Sent, ...] = ()
+    dismissed: Mapping[str, float] = field(default_factory=dict)
+    converted: Mapping[str, float] = field(default_factory=dict)
+
+    def sent_one(self, decision_id: str, action: str, channel: str, at: float) -> Contacts:
+        """Record a send; sends older than a week (or beyond 64) are forgotten."""
+        keep = tuple(s for s in self.sent if at - s.at < _WEEK)
+        return replace(self, sent=(*keep, Sent(decision_id, action, channel, at))[-_KEEP:])
+
+    def count(
+        self, now: float, window: float, action: str | None = None, channel: str | None = None
+    ) -> int:
+        return sum(
+            1
+            for s in self.sent
+            if now - s.at < window
+            and (action is None or s.action == action)
+            and (channel is None or s.channel == channel)
+        )
+
+    def find(self, decision_id: str) -> Sent | None:
+        return next((s for s in self.sent if s.decision_id == decision_id), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sent": [
+                [s.decision_id, s.action, s.channel, s.at, s.shown, s.response] for s in self.sent
+            ],
+            "dismissed": dict(self.dismissed),
+            "converted": dict(self.converted),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> Contacts:
+        if not d:
+            return cls()
+        return cls(
+            tuple(Sent(*row) for row in d.get("sent", ())),
+            dict(d.get("dismissed") or {}),
+            dict(d.get("converted") or {}),
+        )
 
 
 # A prediction point waiting for its label: (time, features at that time).
@@ -154,6 +222,8 @@ class CustomerState:
     pending: tuple[Point, ...] = ()
     support_points: tuple[Point, ...] = ()
     churn_points: tuple[Point, ...] = ()
+    anonymous: bool = False
+    contacts: Contacts = field(default_factory=Contacts)
 
     @property
     def total_events(self) -> int:
@@ -184,6 +254,8 @@ class CustomerState:
             "pending": _points_out(self.pending),
             "support_points": _points_out(self.support_points),
             "churn_points": _points_out(self.churn_points),
+            "anonymous": self.anonymous,
+            "contacts": self.contacts.to_dict(),
         }
 
     @classmethod
@@ -211,6 +283,8 @@ class CustomerState:
             pending=_points_in(d.get("pending")),
             support_points=_points_in(d.get("support_points")),
             churn_points=_points_in(d.get("churn_points")),
+            anonymous=d.get("anonymous", False),
+            contacts=Contacts.from_dict(d.get("contacts")),
         )
 
 
@@ -239,7 +313,8 @@ def _as_dict(obj: Any) -> dict[str, Any] | None:
 def apply(state: CustomerState | None, event: Event, cfg: StateConfig) -> Applied:
     """Fold one event into the customer's state."""
     if state is None:
-        state = CustomerState(event.key, event.event_time, event.event_time)
+        t = event.event_time
+        state = CustomerState(event.key, t, t, anonymous=event.customer_id is None)
     elif event.event_id in state.recent_ids:
         return Applied(state, duplicate=True)
     counts = dict(state.counts)

@@ -56,6 +56,9 @@ class WorkerProc:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
 
 
+PLAYBOOKS = Path(__file__).with_name("playbooks")
+
+
 @pytest.fixture
 def start_worker(kafka: Broker, prefix: str, tmp_path: Path) -> Iterator[Callable[..., WorkerProc]]:
     """Start real ``baton worker`` processes on the session broker; stopped at teardown."""
@@ -74,6 +77,9 @@ def start_worker(kafka: Broker, prefix: str, tmp_path: Path) -> Iterator[Callabl
             "BATON_DATA_DIR": str(tmp_path / f"data{len(started)}"),
             "BATON_TIMER_INTERVAL_S": "1",
             "BATON_LOG_LEVEL": "info",
+            # the loop's tests assume the abandoned-cart journey alone; the journey tests
+            # pass the default playbook
+            "BATON_PLAYBOOK_FILE": str(PLAYBOOKS / "cart.yaml"),
             **overrides,
         }
         w = WorkerProc(

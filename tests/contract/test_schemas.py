@@ -12,7 +12,9 @@ import pytest
 
 import schemas
 from pipeline.events import REASONS, Event
-from pipeline.policy import Action, Trigger
+from pipeline.playbook import DEFAULT_PATH, load, load_file
+from pipeline.policy import Inputs, Trigger, decide
+from pipeline.state import Cart, CartItem, CustomerState
 
 
 @pytest.mark.parametrize("name", schemas.names())
@@ -38,7 +40,11 @@ def test_every_event_field_the_code_reads_is_in_the_schema() -> None:
 
 def test_action_wire_form_matches_schema_exactly() -> None:
     doc = schemas.load("action.v1")
-    a = Action("0" * 32, "c", "x", "email", 0.0, 1.0, None, Trigger("timer"), {}, {})
+    cart = Cart((CartItem("p", 1, 5.0),), 1e9)
+    s = CustomerState("c", 1e9, 1e9, cart=cart)
+    d = decide(s, 1e9 + 3600, Trigger("timer"), None, Inputs(load_file(DEFAULT_PATH)))
+    assert d.action is not None
+    a = d.action
     assert set(a.to_dict()) == set(doc["properties"])
     jsonschema_rs.validator_for(doc, validate_formats=True).validate(a.to_dict())
 
@@ -77,3 +83,9 @@ def test_every_property_the_core_reads_is_in_the_schema() -> None:
             read |= set(PROPERTY_READ.findall(path.read_text()))
     assert read, "the pattern finds the reads"
     assert read <= declared, sorted(read - declared)
+
+
+def test_playbook_examples_compile() -> None:
+    """The schema's example playbook is not only valid JSON Schema but a working playbook."""
+    for doc in schemas.load("playbook.v1")["examples"]:
+        assert load(orjson.dumps(doc)).actions

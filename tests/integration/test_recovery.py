@@ -103,7 +103,8 @@ async def test_killed_worker_state_is_recovered_exactly(
     assert all(len(ids) == 1 for ids in by_customer.values()), "a redelivery kept its decision id"
 
     # every key and every value: the recovered state equals a pure replay of what was
-    # written (the standing action and pending labels aside: they follow the worker's clock)
+    # written (the standing action, its contact record and pending labels aside: they
+    # follow the worker's clock)
     changelog = await read_until(
         kafka.bootstrap, [f"{prefix}worker-customers-changelog"], lambda rs: False, timeout=4
     )
@@ -117,13 +118,14 @@ async def test_killed_worker_state_is_recovered_exactly(
             expected, _ = label_event(expected, apply(expected, event, cfg).state, event, lcfg)
         assert expected is not None
         want, have = orjson.loads(orjson.dumps(expected.to_dict())), dict(got[cid])
-        standing = have.pop("last_action")
-        want.pop("last_action")
+        standing, sent = have.pop("last_action"), have.pop("contacts")["sent"]
+        want.pop("last_action"), want.pop("contacts")
         # pending prediction points: the timer closes them (false labels) once the session
         # is idle, on the worker's clock; the pure replay has no clock
         assert len(have.pop("pending")) <= len(want.pop("pending"))
         assert have == want, cid
         if cid in carts:
             assert standing["decision_id"] in by_customer[cid]
+            assert [s[0] for s in sent] == [standing["decision_id"]]
         else:
-            assert standing is None
+            assert standing is None and sent == []

@@ -1,0 +1,84 @@
+"""The playbook registry of a decide worker: the playbook in force, hot-reloaded.
+
+A worker starts with ``BATON_PLAYBOOK_FILE`` (or the default playbook) and then follows
+the compacted ``playbook`` topic from the beginning, without a consumer group, like the
+model registry. Each message is validated and compiled exactly as ``baton playbook
+validate`` does; a playbook that fails is refused with a log line and a counter, and
+the one in force stays. Switching is one assignment, so a decision sees one playbook.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from agents.metrics import Metrics
+from agents.settings import Settings
+from pipeline.playbook import Playbook, PlaybookError, load
+
+__all__ = ["PlaybookRegistry", "publish"]
+
+log = logging.getLogger(__name__)
+
+
+class PlaybookRegistry:
+    """The current playbook; ``follow()`` keeps it up to date from the topic."""
+
+    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+        self.settings, self.metrics = settings, metrics
+        self.current: Playbook = settings.playbook()
+        self._installed()
+
+    def _installed(self) -> None:
+        self.metrics.playbook_info.clear()
+        self.metrics.playbook_info.labels(self.current.version).set(1)
+        log.info(
+            "playbook %s in force (%d actions)", self.current.version, len(self.current.actions)
+        )
+
+    def load(self, raw: bytes | None) -> bool:
+        """Validate and install one message from the playbook topic; False if refused."""
+        if not raw:
+            return False
+        try:
+            pb = load(raw, source="playbook topic", params=self.settings.playbook_params)
+        except PlaybookError as exc:
+            self.metrics.playbooks_refused.inc()
+            log.warning(
+                "refused playbook from the topic; keeping %s:\n%s", self.current.version, exc
+            )
+            return False
+        self.current = pb  # one assignment: atomic for the decide agent
+        self.metrics.playbooks_loaded.inc()
+        self._installed()
+        return True
+
+    async def follow(self) -> None:
+        """Read the playbook topic from the beginning, forever (a worker background task)."""
+        s = self.settings
+        consumer = AIOKafkaConsumer(
+            s.topic("playbook"),
+            **s.client_kwargs(),
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            metadata_max_age_ms=5000,
+        )
+        await consumer.start()
+        try:
+            while True:
+                for msgs in (await consumer.getmany(timeout_ms=1000)).values():
+                    for m in msgs:
+                        self.load(m.value)
+        finally:
+            await consumer.stop()
+
+
+async def publish(settings: Settings, pb: Playbook) -> None:
+    """Write a validated playbook to the compacted topic (key ``playbook``)."""
+    producer = AIOKafkaProducer(**settings.client_kwargs(), acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(settings.topic("playbook"), pb.to_json(), key=b"playbook")
+    finally:
+        await producer.stop()
