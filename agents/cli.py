@@ -1,4 +1,4 @@
-"""The ``baton`` command: worker, local broker, topics, demo, simulator.
+"""The ``baton`` command: worker, local broker, topics, models, playbook, demo, simulator.
 
 Each command reads its configuration from ``BATON_*`` variables (see ``Settings``);
 flags override the few things one changes per run.
@@ -11,6 +11,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -123,6 +124,49 @@ def models_publish(snapshot_file: Path) -> None:
     raw = sign(model.snapshot(), settings.model_signing_key.get_secret_value().encode())
     asyncio.run(_publish(settings, settings.topic("models"), model.intent.encode(), raw))
     click.echo(f"published {model.intent} model version {model.version}")
+
+
+@main.group()
+def playbook() -> None:
+    """Validate and publish playbooks (actions, rules, contact policy)."""
+
+
+def _load_playbook(path: Path) -> Any:
+    from pipeline.playbook import PlaybookError, load_file
+
+    try:
+        return load_file(path)
+    except PlaybookError as exc:
+        for p in exc.problems:
+            click.echo(str(p), err=True)
+        click.echo(f"{path}: refused ({len(exc.problems)} problem(s))", err=True)
+        sys.exit(1)
+
+
+@playbook.command("validate")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def playbook_validate(file: Path) -> None:
+    """Check FILE against the playbook schema and compile every rule.
+
+    Prints each problem as FILE:LINE: FIELD: REASON and exits 1 if there is any.
+    """
+    pb = _load_playbook(file)
+    journeys = sorted({a.journey for a in pb.actions})
+    click.echo(
+        f"{file}: ok, version {pb.version}, {len(pb.actions)} actions, journeys: "
+        + ", ".join(journeys)
+    )
+
+
+@playbook.command("publish")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def playbook_publish(file: Path) -> None:
+    """Validate FILE and publish it on the playbook topic; every worker switches to it
+    without restarting (and refuses it if it does not validate there either)."""
+    pb = _load_playbook(file)
+    settings = Settings()
+    asyncio.run(_publish(settings, settings.topic("playbook"), b"playbook", pb.to_json()))
+    click.echo(f"published playbook {pb.version} ({len(pb.actions)} actions)")
 
 
 async def _publish(settings: Settings, topic: str, key: bytes, value: bytes) -> None:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import logging
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 
 from agents.metrics import Metrics
 from agents.settings import Settings
 from pipeline.playbook import Playbook, PlaybookError, load
 
-__all__ = ["PlaybookRegistry", "publish"]
+__all__ = ["PlaybookRegistry"]
 
 log = logging.getLogger(__name__)
 
@@ -72,13 +72,3 @@ class PlaybookRegistry:
                         self.load(m.value)
         finally:
             await consumer.stop()
-
-
-async def publish(settings: Settings, pb: Playbook) -> None:
-    """Write a validated playbook to the compacted topic (key ``playbook``)."""
-    producer = AIOKafkaProducer(**settings.client_kwargs(), acks="all")
-    await producer.start()
-    try:
-        await producer.send_and_wait(settings.topic("playbook"), pb.to_json(), key=b"playbook")
-    finally:
-        await producer.stop()
