@@ -28,55 +28,31 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import heapq
 import logging
 import time
-from dataclasses import dataclass, field, replace
 from typing import Any
 
 import faust
 import orjson
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 
+from agents.journeys import Journeys
 from agents.learning import Learners
 from agents.metrics import Metrics
 from agents.models import ModelRegistry
 from agents.playbooks import PlaybookRegistry
 from agents.settings import Settings
+from agents.web import DueList, add_pages
 from pipeline.events import Decoder, Event, Rejected, format_time, parse_time
 from pipeline.identity import merge, resolve
 from pipeline.labels import Example, label_due, label_event, label_timeout
-from pipeline.policy import Decision, Inputs, Outcome, Trigger, decide, due_at, on_feedback
+from pipeline.policy import Decision, Trigger, decide, due_at
 from pipeline.privacy import ERASE, erasure_record, expired
 from pipeline.state import CustomerState, apply
 
 __all__ = ["Baton", "create_app"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class _Due:
-    """Customers whose decision falls due later: a heap with lazy deletion."""
-
-    heap: list[tuple[float, bytes]] = field(default_factory=list)
-    when: dict[bytes, float] = field(default_factory=dict)
-
-    def set(self, key: bytes, due: float | None) -> None:
-        if due is None:
-            self.when.pop(key, None)
-        elif self.when.get(key) != due:
-            self.when[key] = due
-            heapq.heappush(self.heap, (due, key))
-
-    def pop_due(self, now: float) -> list[bytes]:
-        out = []
-        while self.heap and self.heap[0][0] <= now:
-            due, key = heapq.heappop(self.heap)
-            if self.when.get(key) == due:
-                del self.when[key]
-                out.append(key)
-        return out
 
 
 def _broker_urls(bootstrap: str) -> list[str]:
@@ -102,15 +78,21 @@ class Baton:
         self.metrics = Metrics.create(self.registry)
         self.decoder = Decoder(s.decode_config())
         self.state_cfg = s.state_config()
-        self.due = _Due()
+        self.due = DueList()
         if s.default_pii_key:
             log.warning("BATON_PII_HASH_KEY is not set: e-mail/phone hashes use the default key")
         if s.model_signing_key.get_secret_value() == "baton-development-model-key":
             log.warning("BATON_MODEL_SIGNING_KEY is not set: model snapshots use the default key")
         self.models = ModelRegistry(s, self.metrics)
         self.playbooks = PlaybookRegistry(s, self.metrics)
-        self._volume: dict[tuple[int, str], int] = {}
         self._share = (-1, 1.0)
+        self.journeys = Journeys(
+            self.metrics,
+            self.models,
+            self.playbooks,
+            self._volume_share,
+            self.state_cfg.dedupe_window,
+        )
         self.label_cfg = s.label_config()
         self._last_rescan, self._scanned_at = 0.0, -1
         s.data_dir.mkdir(parents=True, exist_ok=True)
@@ -164,8 +146,7 @@ class Baton:
         app.timer(s.timer_interval_s)(self._sweep)
         app.task(self.models.follow)
         app.task(self.playbooks.follow)
-        app.page("/metrics")(self._view(self._metrics_page))
-        app.page("/health")(self._view(self._health_page))
+        add_pages(app, self.registry)
 
     # -- ingest -----------------------------------------------------------------------------
     async def _ingest(self, stream: faust.StreamT[bytes]) -> None:
@@ -268,16 +249,18 @@ class Baton:
                 now = doc["tick"]
                 labelled, examples = label_timeout(state, now, self.label_cfg)
                 await self._send_examples(examples)
-                inputs = self._inputs(labelled, now)
+                inputs = self.journeys.inputs(labelled, now)
                 decision = decide(labelled, now, Trigger("timer"), None, inputs)
                 if decision.action is None and not examples and not decision.outcomes:
                     self.due.set(key, self._due(state, now))
                     continue
             elif "feedback" in doc:
-                now = time.time()
-                decision = await self._on_feedback(key, doc, state)
-                if decision is None:
+                now, joined = time.time(), self.journeys.feedback(state, doc["feedback"])
+                if isinstance(joined, Rejected):
+                    raw, src = orjson.dumps(doc["feedback"]), tuple(doc["src"])
+                    await self._dead(key, raw, joined, src, now)  # type: ignore[arg-type]
                     continue
+                decision = joined
             else:
                 now = (
                     parse_time(doc["event"]["event_time"]) or time.time() if "event" in doc else 0.0
@@ -334,49 +317,7 @@ class Baton:
         labelled, examples = label_event(state, applied.state, event, self.label_cfg)
         await self._send_examples(examples)
         trigger, now = Trigger("event", event.event_id), event.event_time
-        return decide(labelled, now, trigger, event, self._inputs(labelled, now))
-
-    async def _on_feedback(
-        self, key: bytes, doc: dict[str, Any], state: CustomerState | None
-    ) -> Decision | None:
-        """Join feedback to its decision (cool-downs, exposure, responses, conversion)."""
-        fb, src = doc["feedback"], tuple(doc["src"])
-        raw = orjson.dumps(fb)
-        if state is not None and fb["event_id"] in state.recent_ids:
-            why = Rejected("duplicate", "feedback event_id already applied", fb["event_id"])
-            await self._dead(key, raw, why, src, time.time())  # type: ignore[arg-type]
-            return None
-        at = parse_time(fb["event_time"]) or time.time()
-        pb = self.playbooks.current
-        done = (
-            None
-            if state is None
-            else on_feedback(state, fb["feedback_type"], fb["decision_id"], at, pb)
-        )
-        if done is None:
-            detail = f"no decision {fb['decision_id']} for this customer in the last 7 days"
-            why = Rejected("unknown_decision", detail, fb["event_id"])
-            await self._dead(key, raw, why, src, time.time())  # type: ignore[arg-type]
-            return None
-        self.metrics.feedback.labels(fb["feedback_type"]).inc()
-        new, outcomes = done
-        new = replace(
-            new, recent_ids=(*new.recent_ids, fb["event_id"])[-self.state_cfg.dedupe_window :]
-        )
-        return Decision(new, None, tuple(outcomes))
-
-    def _inputs(self, state: CustomerState, now: float) -> Inputs:
-        scores, versions = self.models.scores(state, now)
-        hour = int(now // 3600)
-        volume = {a: n for (h, a), n in self._volume.items() if h == hour}
-        return Inputs(
-            self.playbooks.current,
-            scores,
-            versions,
-            self.models.responses,
-            volume,
-            self._volume_share(),
-        )
+        return decide(labelled, now, trigger, event, self.journeys.inputs(labelled, now))
 
     def _volume_share(self) -> float:
         """This worker's share of a global hourly limit: the share of partitions it owns."""
@@ -426,32 +367,11 @@ class Baton:
             await topic.send(key=key, value=orjson.dumps(action.to_dict()))
             self.metrics.actions.labels(action.action).inc()
             self.metrics.decision_latency.observe(max(0.0, time.time() - received_at))
-            for step in action.explanation["dropped"].values():
-                if step not in ("not_eligible", "rule_error"):
-                    self.metrics.policy_drops.labels(step).inc()
-            if action.group == "treatment":
-                vkey = (int(action.decided_at // 3600), action.action)
-                self._volume = {k: v for k, v in self._volume.items() if k[0] >= vkey[0] - 1}
-                self._volume[vkey] = self._volume.get(vkey, 0) + 1
-        await self._outcomes(decision.outcomes)
+            self.journeys.sent(action)
+        for ex in self.journeys.outcomes(decision.outcomes):
+            await self.examples.send(key=b"response", value=ex)
         self.customers[key] = orjson.dumps(decision.state.to_dict())
         self.due.set(key, self._due(decision.state, time.time() if now is None else now))
-
-    async def _outcomes(self, outcomes: tuple[Outcome, ...]) -> None:
-        """Journey KPIs to Prometheus; response outcomes to the response-model learner."""
-        m = self.metrics
-        for o in outcomes:
-            if o.kind == "decision":
-                m.journey_decisions.labels(o.action, o.journey, o.group).inc()
-            elif o.kind == "conversion":
-                m.journey_conversions.labels(o.action, o.journey, o.group).inc()
-            elif o.kind == "exposure":
-                m.journey_exposures.labels(o.action, o.journey).inc()
-            elif o.kind == "acceptance":
-                m.journey_acceptances.labels(o.action, o.journey).inc()
-            elif o.kind == "response":
-                ex = {"kind": "response", "action": o.action, "y": bool(o.success)}
-                await self.examples.send(key=b"response", value=orjson.dumps(ex))
 
     # -- timer ------------------------------------------------------------------------------
     async def _sweep(self) -> None:
@@ -488,28 +408,6 @@ class Baton:
                     idle.append(key)
         self.metrics.customers.set(len(keys))
         return idle
-
-    # -- web --------------------------------------------------------------------------------
-    @staticmethod
-    def _view(handler: Any) -> Any:
-        """Faust calls a page as ``get(view, request)``; adapt a bound method to that."""
-
-        async def get(view: Any, request: Any) -> Any:
-            return await handler(view, request)
-
-        get.__name__ = handler.__name__
-        return get
-
-    async def _metrics_page(self, web: Any, request: Any) -> Any:
-        return web.bytes(
-            generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
-        )
-
-    async def _health_page(self, web: Any, request: Any) -> Any:
-        ready = bool(self.app.assignor.assigned_actives()) and not self.app.rebalancing
-        return web.json(
-            {"ready": ready, "rebalancing": self.app.rebalancing}, status=200 if ready else 503
-        )
 
 
 def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> Baton:
