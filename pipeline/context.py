@@ -127,14 +127,20 @@ def _affinity(s: CustomerState) -> dict[str, Any]:
 
 
 def rule_context(
-    state: CustomerState, now: float, event: Event | None, scores: Mapping[str, float]
+    state: CustomerState,
+    now: float,
+    event: Event | None,
+    scores: Mapping[str, float],
+    with_features: bool = True,
 ) -> dict[str, Any]:
-    """The variables a rule sees for ``state`` at ``now``, triggered by ``event`` (or timer)."""
+    """The variables a rule sees for ``state`` at ``now``, triggered by ``event`` (or timer).
+
+    ``with_features=False`` leaves ``f`` empty, for playbooks whose rules do not read it."""
     cart, p = state.cart, state.profile
     return {
         "trigger": "timer" if event is None else "event",
         "event": _event(event),
-        "f": features(state, now),
+        "f": features(state, now) if with_features else {},
         "score": {i: float(scores.get(i, 0.0)) for i in INTENTS},
         "models": bool(scores),
         "cart": {

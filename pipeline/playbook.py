@@ -138,6 +138,9 @@ class Playbook:
     control_salt: str = "baton"
     recheck_after_idle_s: tuple[float, ...] = ()
     parameters: Mapping[str, float] = field(default_factory=dict)
+    # what the rules read: variable -> its fields (None: the whole variable). Only these
+    # are converted to CEL values for a decision, most of whose cost that conversion is.
+    reads: Mapping[str, frozenset[str] | None] = field(default_factory=dict)
     document: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     def to_json(self) -> bytes:
@@ -318,6 +321,29 @@ def _zones(doc: Mapping[str, Any], c: _Compiler) -> None:
         c.bad(["contact_policy", "quiet_hours", "default_timezone"], f"unknown time zone {zone!r}")
 
 
+def _reads(actions: Sequence[ActionSpec]) -> dict[str, frozenset[str] | None]:
+    """Variables and fields the rules read, from the compiled programs and their text.
+
+    >>> pb = load('{version: "1", actions: [{id: a, journey: j, channels: [web], content: c,'
+    ...           ' eligible: "cart.value > 1.0 && has(f.nps) && size(consent) > 0"}]}')
+    >>> sorted((k, sorted(v) if v is not None else None) for k, v in pb.reads.items())
+    [('cart', ['value']), ('consent', None), ('f', ['nps'])]
+    """
+    out: dict[str, frozenset[str] | None] = {}
+    for a in actions:
+        for prog in (a.eligible, a.value_expr):
+            if prog is None:
+                continue
+            for var in set(prog.variables()) & set(CONTEXT):
+                fields = re.findall(rf"\b{var}\.(\w+)", prog.source)
+                whole = len(re.findall(rf"\b{var}\b(?!\.\w)", prog.source)) > 0
+                if whole or not fields:
+                    out[var] = None
+                elif var not in out or out[var] is not None:
+                    out[var] = frozenset(out.get(var) or ()) | frozenset(fields)
+    return out
+
+
 def _clock(text: str) -> int:
     h, m = text.split(":")
     return int(h) * 60 + int(m)
@@ -357,5 +383,6 @@ def _playbook(
         control_salt=str(ctl.get("salt", "baton")),
         recheck_after_idle_s=tuple(sorted(set(recheck))),
         parameters=dict(doc.get("parameters", {})),
+        reads=_reads(actions),
         document=doc,
     )

@@ -46,6 +46,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import cel
+
 from pipeline.contact import check_action, choose_channel
 from pipeline.context import rule_context
 from pipeline.events import Event, format_time
@@ -276,7 +278,7 @@ def on_feedback(
 
 
 # -- the decision ------------------------------------------------------------------------------
-def _eligible(spec: ActionSpec, ctx: Mapping[str, Any]) -> str | None:
+def _eligible(spec: ActionSpec, ctx: Any) -> str | None:
     try:
         return None if spec.eligible.execute(ctx) is True else "not_eligible"
     except Exception:  # a rule that errors on this customer (the runtime raises several types)
@@ -292,7 +294,7 @@ def _propensity(spec: ActionSpec, inp: Inputs) -> tuple[float, str]:
     return spec.prior, "prior"
 
 
-def _value(spec: ActionSpec, ctx: Mapping[str, Any]) -> float:
+def _value(spec: ActionSpec, ctx: Any) -> float:
     if spec.value_expr is None:
         return spec.value
     try:
@@ -308,12 +310,12 @@ def _volume_ok(spec: ActionSpec, inp: Inputs) -> bool:
 
 
 def _candidates(
-    state: CustomerState, now: float, ctx: Mapping[str, Any], inp: Inputs
+    state: CustomerState, now: float, ctx: Mapping[str, Any], compiled: Any, inp: Inputs
 ) -> tuple[list[_Candidate], dict[str, str], dict[str, str], dict[str, dict[str, str]]]:
     pb, standing = inp.playbook, _live(state, now)
     cands, matched, dropped, refused = [], {}, {}, {}
     for spec in pb.actions:
-        why = _eligible(spec, ctx)
+        why = _eligible(spec, compiled)
         if why is None:
             matched[spec.id] = spec.rule
             keep = standing is not None and standing.action == spec.id
@@ -326,7 +328,7 @@ def _candidates(
                 why = next(iter(refused[spec.id].values()))
             else:
                 p, source = _propensity(spec, inp)
-                cands.append(_Candidate(spec, channel, p, source, _value(spec, ctx)))
+                cands.append(_Candidate(spec, channel, p, source, _value(spec, compiled)))
         if why is not None:
             dropped[spec.id] = why
     return cands, matched, dropped, {k: v for k, v in refused.items() if v}
@@ -372,9 +374,17 @@ def decide(
     """Pick the next best action for ``state`` at ``now``; ``action`` is None if unchanged."""
     pb = inp.playbook
     state, outcomes = _settle(state, now, event)
-    ctx = rule_context(state, now, event, inp.scores)
+    ctx = rule_context(state, now, event, inp.scores, with_features="f" in pb.reads)
     ctx["params"] = pb.parameters
-    cands, matched, dropped, refused = _candidates(state, now, ctx, inp)
+    # converted to CEL values once per decision, not once per rule, and only the
+    # variables the playbook's rules read (the conversion is most of a decision's cost)
+    compiled = cel.Context(
+        {
+            k: ctx[k] if fields is None else {f: ctx[k][f] for f in fields if f in ctx[k]}
+            for k, fields in pb.reads.items()
+        }
+    )
+    cands, matched, dropped, refused = _candidates(state, now, ctx, compiled, inp)
     if not cands:
         return Decision(state, None, tuple(outcomes))
     basis = trigger.event_id if trigger.event_id is not None else repr(now)
