@@ -365,7 +365,8 @@ class Baton:
         if action is not None:
             topic = self.actions if action.group == "treatment" else self.holdout
             await topic.send(key=key, value=orjson.dumps(action.to_dict()))
-            self.metrics.actions.labels(action.action).inc()
+            if action.group == "treatment":  # held-out decisions are not actions sent
+                self.metrics.actions.labels(action.action).inc()
             self.metrics.decision_latency.observe(max(0.0, time.time() - received_at))
             self.journeys.sent(action)
         for ex in self.journeys.outcomes(decision.outcomes):
