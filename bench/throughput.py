@@ -1,10 +1,18 @@
-"""Throughput, latency and memory of one Baton worker on the local Apache Kafka broker,
-next to a plain aiokafka consume -> update a dict -> produce loop measured in the same run.
+"""Throughput, latency and scaling of Baton on the local Apache Kafka broker, next to
+two floors measured in the same run: a plain aiokafka consume -> update a dict ->
+produce loop (the Python limit on this machine) and a minimal Faust agent doing the same
+with a table (the framework's own floor).
 
     .venv/bin/python -m bench.throughput --events 50000
 
+1. the aiokafka loop and the Faust floor each drain the pre-loaded events;
+2. one Baton worker (full pipeline: ingest, state, labels, scoring, policy, emit) drains
+   the same number of pre-loaded events; then end-to-end latency (event produced ->
+   decision consumed) is measured at 50 % and 80 % of the rate it reached;
+3. two Baton workers in one group drain the same number of events on fresh topics.
+
 Prints a table and writes JSON (``--json``). Numbers, not pass/fail: the test suite only
-runs it with a tiny ``--events`` to check that it works.
+runs it with tiny sizes to check that it works.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import argparse
 import asyncio
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -102,67 +111,75 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-async def baton_throughput(port: int, n: int, ready_at: float) -> float:
-    """Events/s from the moment the worker reported ready until all ``n`` are processed.
+async def processed_rate(ports: list[int], metric: str, n: int, ready_at: float) -> float:
+    """Events/s from the moment the worker(s) reported ready until ``n`` are processed
+    (summed over the workers' ``metric``).
 
-    Counting from readiness (not from the first processed event) charges Baton for its
-    consumer start-up; with tens of thousands of events that is a small share.
+    Counting from readiness (not from the first processed event) charges the worker for
+    its consumer start-up; with tens of thousands of events that is a small share.
     """
     done = 0.0
-    deadline = time.monotonic() + 1200
+    deadline = time.monotonic() + 60 + n / 100  # bounded: at least 100 events/s
     while done < n and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
-        m = await asyncio.to_thread(scrape, port)
-        done = sum(m.get("baton_events_processed_total", {}).values())
-    assert done >= n, f"worker processed {done} of {n}"
+        done = 0.0
+        for port in ports:
+            m = await asyncio.to_thread(scrape, port)
+            done += sum(m.get(metric, {}).values())
+    assert done >= n, f"processed {done} of {n}"
     return done / (time.perf_counter() - ready_at)
 
 
-async def latency(s: Settings, pairs: int, rate: float) -> list[float]:
-    """End to end: event produced -> its action consumed, at a paced rate."""
+async def latency(s: Settings, rate: float, seconds: float) -> tuple[list[float], float]:
+    """End to end at a paced rate: each event is a new customer's first page view,
+    which gets a decision (a welcome action, or a held-out one); event produced -> that
+    decision consumed. Returns the latencies and the rate actually sent."""
     c = AIOKafkaConsumer(
         s.topic("actions"),
+        s.topic("holdout"),
         bootstrap_servers=s.kafka_bootstrap,
         auto_offset_reset="latest",
         group_id=f"lat-{uuid.uuid4()}",
     )
     await c.start()
     await c.getmany(timeout_ms=1000)  # join and position before sending
-    p = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap, linger_ms=0)
+    p = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap, linger_ms=2)
     await p.start()
     sent: dict[str, float] = {}
     lat: list[float] = []
+    total = max(1, int(rate * seconds))
+    run_id = uuid.uuid4().hex[:6]
 
     async def read() -> None:
-        deadline = time.monotonic() + 60 + pairs / rate
-        while len(lat) < pairs and time.monotonic() < deadline:
+        deadline = time.monotonic() + 60 + seconds
+        while len(lat) < total and time.monotonic() < deadline:
             for msgs in (await c.getmany(timeout_ms=200)).values():
                 for m in msgs:
                     eid = orjson.loads(m.value)["trigger"]["event_id"]
                     if eid in sent:
-                        lat.append(time.time() - sent[eid])
+                        lat.append(time.time() - sent.pop(eid))
 
     reader = asyncio.create_task(read())
     try:
-        for j in range(pairs):
-            now, cid = time.time(), f"lat-{j}".encode()
-            await p.send(
-                s.topic("events.clickstream"),
-                event(j, "add_to_cart", now - 40 * MIN, cid.decode()),
-                key=cid,
-            )
-            sent[f"b-{j}-page_view"] = time.time()
-            await p.send(
-                s.topic("events.clickstream"),
-                event(j, "page_view", time.time(), cid.decode()),
-                key=cid,
-            )
-            await asyncio.sleep(1 / rate)
+        t0, tick, j = time.perf_counter(), 0.01, 0
+        while j < total:
+            due = min(total, int((time.perf_counter() - t0) * rate) + 1)
+            while j < due:
+                cid = f"lat-{run_id}-{j}"
+                sent[f"b-{j}-page_view"] = time.time()
+                await p.send(
+                    s.topic("events.clickstream"),
+                    event(j, "page_view", time.time(), cid),
+                    key=cid.encode(),
+                )
+                j += 1
+            await asyncio.sleep(tick)
+        achieved = total / (time.perf_counter() - t0)
         await reader
     finally:
         await p.stop()
         await c.stop()
-    return lat
+    return lat, achieved
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -173,74 +190,160 @@ def pct(xs: list[float], q: float) -> float:
     )
 
 
-async def run(args: argparse.Namespace, bootstrap: str, workdir: Path) -> dict[str, Any]:
-    n, customers = args.events, max(1, args.events // 10)
-    prefix = f"bench{uuid.uuid4().hex[:6]}."
-    s = Settings(kafka_bootstrap=bootstrap, topic_prefix=prefix, partitions=args.partitions)
-    await create_topics(s)
-    now = time.time()
-    events = [(i, f"c-{i % customers}") for i in range(n)]
-    kinds = ("page_view", "product_view", "add_to_cart", "product_view", "page_view")
-
-    # 1. baseline loop on its own topics
-    base_in, base_out = f"{prefix}base.in", f"{prefix}base.out"
-    await produce_all(
-        bootstrap, [(base_in, c.encode(), event(i, kinds[i % 5], now, c)) for i, c in events]
-    )
-    base = await baseline(bootstrap, base_in, base_out, n)
-
-    # 2. the Baton worker on the same events, pre-loaded, drained from the start
-    await produce_all(
-        bootstrap,
-        [
-            (s.topic("events.clickstream"), c.encode(), event(i, kinds[i % 5], now, c))
-            for i, c in events
-        ],
-    )
-    port = free_port()
-    env = {
+def worker_env(s: Settings, port: int, data: Path) -> dict[str, str]:
+    return {
         **os.environ,
-        "BATON_KAFKA_BOOTSTRAP": bootstrap,
-        "BATON_TOPIC_PREFIX": prefix,
+        "BATON_KAFKA_BOOTSTRAP": s.kafka_bootstrap,
+        "BATON_TOPIC_PREFIX": s.topic_prefix,
         "BATON_WEB_PORT": str(port),
-        "BATON_PARTITIONS": str(args.partitions),
-        "BATON_DATA_DIR": str(workdir / "data"),
+        "BATON_PARTITIONS": str(s.partitions),
+        "BATON_DATA_DIR": str(data),
         "BATON_TIMER_INTERVAL_S": "3600",
         "BATON_LOG_LEVEL": "warning",
     }
-    proc = start_worker(env, workdir / "worker.log")
+
+
+async def preload(s: Settings, events: list[tuple[int, str]], now: float) -> None:
+    kinds = ("page_view", "product_view", "add_to_cart", "product_view", "page_view")
+    await create_topics(s)
+    topic = s.topic("events.clickstream")
+    await produce_all(
+        s.kafka_bootstrap,
+        [(topic, c.encode(), event(i, kinds[i % 5], now, c)) for i, c in events],
+    )
+
+
+async def faust_floor(s: Settings, events: list[tuple[int, str]], workdir: Path) -> float:
+    """The minimal Faust agent (bench/faust_floor.py) over the same events."""
+    topic_in, topic_out = s.topic("floor.in"), s.topic("floor.out")
+    await produce_all(
+        s.kafka_bootstrap,
+        [(topic_in, c.encode(), event(i, "page_view", time.time(), c)) for i, c in events],
+    )
+    port = free_port()
+    data, parts = str(workdir / "floor"), str(s.partitions)
+    args = [s.kafka_bootstrap, topic_in, topic_out, str(port), data, parts]
+    with (workdir / "floor.log").open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.faust_floor", *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         await asyncio.to_thread(wait_healthy, port, proc)
-        ready_at, rss_idle = time.perf_counter(), rss_mb(proc.pid)
-        eps = await baton_throughput(port, n, ready_at)
-        rss_full = rss_mb(proc.pid)
-        lat = await latency(s, args.latency_events, args.rate)
+        ready = time.perf_counter()
+        return await processed_rate([port], "floor_processed_total", len(events), ready)
     finally:
         stop_worker(proc)
-    return {
-        "events": n,
-        "customers": customers,
-        "partitions": args.partitions,
+
+
+async def baton_workers(
+    s: Settings, events: list[tuple[int, str]], workers: int, workdir: Path
+) -> tuple[float, list[subprocess.Popen[bytes]]]:
+    """Baton worker(s) in one group over pre-loaded events; returns events/s and the
+    still-running workers (the caller stops them)."""
+    await preload(s, events, time.time())
+    ports = [free_port() for _ in range(workers)]
+    procs = [
+        start_worker(
+            worker_env(s, port, workdir / f"data-{s.topic_prefix}{i}"),
+            workdir / f"worker-{s.topic_prefix}{i}.log",
+        )
+        for i, port in enumerate(ports)
+    ]
+    try:
+        for port, proc in zip(ports, procs, strict=True):
+            await asyncio.to_thread(wait_healthy, port, proc)
+        eps = await processed_rate(
+            ports, "baton_events_processed_total", len(events), time.perf_counter()
+        )
+    except BaseException:
+        for proc in procs:
+            stop_worker(proc)
+        raise
+    return eps, procs
+
+
+def settings(bootstrap: str, partitions: int) -> Settings:
+    prefix = f"bench{uuid.uuid4().hex[:6]}."
+    return Settings(kafka_bootstrap=bootstrap, topic_prefix=prefix, partitions=partitions)
+
+
+async def run(args: argparse.Namespace, bootstrap: str, workdir: Path) -> dict[str, Any]:
+    n, customers = args.events, max(1, args.events // 10)
+    events = [(i, f"c-{i % customers}") for i in range(n)]
+    out: dict[str, Any] = {"events": n, "customers": customers, "partitions": args.partitions}
+
+    # 1. the two floors, on their own topics: plain aiokafka, then a minimal Faust agent
+    s = settings(bootstrap, args.partitions)
+    await create_topics(s)
+    base_in, base_out = s.topic("base.in"), s.topic("base.out")
+    await produce_all(
+        bootstrap, [(base_in, c.encode(), event(i, "page_view", time.time(), c)) for i, c in events]
+    )
+    base = await baseline(bootstrap, base_in, base_out, n)
+    floor = await faust_floor(s, events, workdir)
+
+    # 2. one Baton worker on the same events, pre-loaded, drained from the start; then
+    #    the latency at 50 % and 80 % of the rate it reached
+    eps, procs = await baton_workers(s, events, 1, workdir)
+    try:
+        rss_full = rss_mb(procs[0].pid)
+        lat_runs = {}
+        for share in (0.5, 0.8):
+            lat, achieved = await latency(s, eps * share * args.latency_scale, args.latency_seconds)
+            lat_runs[share] = (lat, achieved)
+    finally:
+        for proc in procs:
+            stop_worker(proc)
+    out |= {
         "baseline_aiokafka_events_per_s": round(base),
+        "faust_floor_events_per_s": round(floor),
         "baton_events_per_s": round(eps),
-        "baton_vs_baseline": round(eps / base, 3),
-        "latency_rate_per_s": args.rate,
-        "latency_samples": len(lat),
-        "latency_p50_ms": round(pct(lat, 50) * 1000, 1),
-        "latency_p95_ms": round(pct(lat, 95) * 1000, 1),
-        "latency_p99_ms": round(pct(lat, 99) * 1000, 1),
-        "worker_rss_mb_ready": round(rss_idle, 1),
-        "worker_rss_mb_after": round(rss_full, 1),
-        "state_kb_per_customer": round((rss_full - rss_idle) * 1024 / customers, 2),
+        "baton_vs_aiokafka": round(eps / base, 3),
+        "baton_vs_faust_floor": round(eps / floor, 3),
     }
+    for share, (lat, achieved) in lat_runs.items():
+        tag = f"at_{round(share * 100)}pct"
+        out |= {
+            f"latency_{tag}_rate_per_s": round(achieved),
+            f"latency_{tag}_samples": len(lat),
+            f"latency_{tag}_p50_ms": round(pct(lat, 50) * 1000, 1),
+            f"latency_{tag}_p95_ms": round(pct(lat, 95) * 1000, 1),
+            f"latency_{tag}_p99_ms": round(pct(lat, 99) * 1000, 1),
+        }
+    out["worker_rss_mb_after"] = round(rss_full, 1)
+
+    # 3. scaling: two workers in one group over the same number of events and partitions
+    if args.scaling:
+        s2 = settings(bootstrap, args.partitions)
+        eps2, procs2 = await baton_workers(s2, events, 2, workdir)
+        for proc in procs2:
+            stop_worker(proc)
+        out |= {"baton_2_workers_events_per_s": round(eps2), "scaling_2_vs_1": round(eps2 / eps, 3)}
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--events", type=int, default=50_000)
     ap.add_argument("--partitions", type=int, default=4)
-    ap.add_argument("--latency-events", type=int, default=500)
-    ap.add_argument("--rate", type=float, default=100.0, help="paced pairs/s for latency")
+    ap.add_argument(
+        "--latency-seconds", type=float, default=10.0, help="length of each latency run"
+    )
+    ap.add_argument(
+        "--latency-scale",
+        type=float,
+        default=1.0,
+        help="multiply the latency rates (50 %% and 80 %% of throughput) by this (smoke tests)",
+    )
+    ap.add_argument(
+        "--scaling",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run two workers in one group",
+    )
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="baton-bench-"))
