@@ -63,4 +63,6 @@ if __name__ == "__main__":
     asyncio.set_event_loop(asyncio.new_event_loop())
     floor = build(bootstrap, topic_in, topic_out, int(port), data_dir, int(partitions))
     sys.argv = [sys.argv[0], "worker", "-l", "warning"]
-    faust.Worker(floor, loglevel="WARNING").execute_from_commandline()
+    w = faust.Worker(floor, loglevel="WARNING")
+    w.spinner = None  # as the Baton worker (see agents/cli.py)
+    w.execute_from_commandline()
