@@ -34,6 +34,7 @@ from typing import Any
 
 import faust
 import orjson
+from aiokafka.partitioner import murmur2
 from prometheus_client import CollectorRegistry
 
 from agents.journeys import Journeys
@@ -51,6 +52,9 @@ from pipeline.privacy import ERASE, erasure_record, expired
 from pipeline.state import CustomerState, apply
 
 __all__ = ["Baton", "create_app"]
+
+# messages to send after a state change: (Faust topic, key, value)
+Outbox = list[tuple[Any, bytes | None, bytes]]
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +90,7 @@ class Baton:
         self.models = ModelRegistry(s, self.metrics)
         self.playbooks = PlaybookRegistry(s, self.metrics)
         self._share = (-1, 1.0)
+        self._source_partitions: dict[str, int | None] = {}
         self.journeys = Journeys(
             self.metrics,
             self.models,
@@ -158,11 +163,32 @@ class Baton:
             if isinstance(result, Rejected):
                 await self._dead(ev.key, ev.value, result, src, now)
                 continue
-            body = orjson.dumps({"received_at": now, "src": src, "event": result.to_dict()})
+            doc = {"received_at": now, "src": src, "event": result.to_dict()}
             if result.anonymous_id is not None:  # resolve through the identity table first
-                await self.identity_events.send(key=result.anonymous_id.encode(), value=body)
+                await self.identity_events.send(
+                    key=result.anonymous_id.encode(), value=orjson.dumps(doc)
+                )
+                continue
+            key = result.key.encode()
+            if self._direct(msg.topic, msg.partition, key):
+                await self._send(self._handle(key, doc))
             else:
-                await self.customer_events.send(key=result.key.encode(), value=body)
+                await self.customer_events.send(key=key, value=orjson.dumps(doc))
+
+    def _direct(self, topic: str, partition: int, key: bytes) -> bool:
+        """Whether an event can be decided where it was read, skipping the re-keying hop
+        (one Kafka write and one read per event): its source topic has the table's
+        partition count and it sits on the partition the key hashes to (Kafka's default
+        murmur2 partitioner, which Java clients and aiokafka use). Faust assigns the same
+        partition number of co-partitioned topics to one worker, so this worker owns the
+        customer. Events from other partitioners (librdkafka's default, for one) take the
+        hop, as do ticks, merges and feedback."""
+        n = self.settings.partitions
+        if self._source_partitions.get(topic) != n:
+            self._source_partitions[topic] = self.app.consumer.topic_partitions(topic)
+            if self._source_partitions[topic] != n:
+                return False
+        return (murmur2(key) & 0x7FFFFFFF) % n == partition
 
     # -- feedback ---------------------------------------------------------------------------
     async def _feedback(self, stream: faust.StreamT[bytes]) -> None:
@@ -207,14 +233,15 @@ class Baton:
             doc["event"] = r.event.to_dict()
             await self.customer_events.send(key=r.key.encode(), value=orjson.dumps(doc))
 
-    async def _dead(
+    def _dead_msg(
         self,
         key: bytes | None,
         raw: bytes | None,
         why: Rejected,
         src: tuple[str, int, int],
         now: float,
-    ) -> None:
+    ) -> tuple[Any, bytes | None, bytes]:
+        """The dead letter for a rejected message (its counter moves now)."""
         self.metrics.deadletters.labels(why.reason).inc()
         envelope = {
             "schema_version": 1,
@@ -225,52 +252,73 @@ class Baton:
             "raw_base64": base64.b64encode(raw or b"").decode(),
             "received_at": format_time(now),
         }
-        await self.deadletter.send(key=key, value=orjson.dumps(envelope))
+        return (self.deadletter, key, orjson.dumps(envelope))
+
+    async def _dead(
+        self,
+        key: bytes | None,
+        raw: bytes | None,
+        why: Rejected,
+        src: tuple[str, int, int],
+        now: float,
+    ) -> None:
+        await self._send([self._dead_msg(key, raw, why, src, now)])
 
     # -- decide -----------------------------------------------------------------------------
+    # ``_handle`` does all the work for one message synchronously: read the state, compute,
+    # write the state, and return what to send. With no await between the read and the
+    # write, the two agents that call it (decide, and ingest on its direct path) can never
+    # interleave on one customer and lose an update.
     async def _decide(self, stream: faust.StreamT[bytes]) -> None:
         async for ev in stream.events():
-            key, doc = ev.key, orjson.loads(ev.value)
-            raw_state = self.customers.get(key)
-            state = CustomerState.from_dict(orjson.loads(raw_state)) if raw_state else None
-            if "merge_into" in doc or "absorb" in doc:
-                await self._stitch(key, doc, state)
-                continue
-            if "expire" in doc:  # checked again here: an event may have come since
-                if state is not None and expired(
-                    state, doc["expire"], self.settings.state_retention_s
-                ):
-                    await self._forget(key, state)
-                    self.metrics.expired.inc()
-                continue
-            if "tick" in doc:
-                if state is None:
-                    continue
-                now = doc["tick"]
-                labelled, examples = label_timeout(state, now, self.label_cfg)
-                await self._send_examples(examples)
-                inputs = self.journeys.inputs(labelled, now)
-                decision = decide(labelled, now, Trigger("timer"), None, inputs)
-                if decision.action is None and not examples and not decision.outcomes:
-                    self.due.set(key, self._due(state, now))
-                    continue
-            elif "feedback" in doc:
-                now, joined = time.time(), self.journeys.feedback(state, doc["feedback"])
-                if isinstance(joined, Rejected):
-                    raw, src = orjson.dumps(doc["feedback"]), tuple(doc["src"])
-                    await self._dead(key, raw, joined, src, now)  # type: ignore[arg-type]
-                    continue
-                decision = joined
-            else:
-                now = (
-                    parse_time(doc["event"]["event_time"]) or time.time() if "event" in doc else 0.0
-                )
-                decision = await self._on_event(key, doc, state)
-                if decision is None:
-                    continue
-            await self._commit(key, decision, doc["received_at"], now)
+            await self._send(self._handle(ev.key, orjson.loads(ev.value)))
 
-    async def _stitch(self, key: bytes, doc: dict[str, Any], state: CustomerState | None) -> None:
+    async def _send(self, outbox: Outbox) -> None:
+        for topic, key, value in outbox:
+            await topic.send(key=key, value=value)
+
+    def _handle(self, key: bytes, doc: dict[str, Any]) -> Outbox:
+        out: Outbox = []
+        raw_state = self.customers.get(key)
+        state = CustomerState.from_dict(orjson.loads(raw_state)) if raw_state else None
+        if "merge_into" in doc or "absorb" in doc:
+            self._stitch(key, doc, state, out)
+        elif "expire" in doc:  # checked again here: an event may have come since
+            if state is not None and expired(state, doc["expire"], self.settings.state_retention_s):
+                self._forget(key, state, out)
+                self.metrics.expired.inc()
+        elif "tick" in doc:
+            if state is not None:
+                self._tick(key, doc, state, out)
+        elif "feedback" in doc:
+            joined = self.journeys.feedback(state, doc["feedback"])
+            if isinstance(joined, Rejected):
+                raw, src = orjson.dumps(doc["feedback"]), tuple(doc["src"])
+                out.append(self._dead_msg(key, raw, joined, src, time.time()))  # type: ignore[arg-type]
+            else:
+                self._commit(key, joined, doc["received_at"], time.time(), out)
+        else:
+            decision = self._on_event(key, doc, state, out)
+            if decision is not None:
+                now = parse_time(doc["event"]["event_time"]) or time.time()
+                self._commit(key, decision, doc["received_at"], now, out)
+        return out
+
+    def _tick(self, key: bytes, doc: dict[str, Any], state: CustomerState, out: Outbox) -> None:
+        now = doc["tick"]
+        labelled, examples = label_timeout(state, now, self.label_cfg)
+        self._examples(examples, out)
+        decision = decide(
+            labelled, now, Trigger("timer"), None, self.journeys.inputs(labelled, now)
+        )
+        if decision.action is None and not examples and not decision.outcomes:
+            self.due.set(key, self._due(state, now))
+        else:
+            self._commit(key, decision, doc["received_at"], now, out)
+
+    def _stitch(
+        self, key: bytes, doc: dict[str, Any], state: CustomerState | None, out: Outbox
+    ) -> None:
         """Move an anonymous state to its customer (two steps, each on its own partition)."""
         if "merge_into" in doc:  # on the anonymous id's partition
             if state is not None:
@@ -281,33 +329,26 @@ class Baton:
                 "from": key.decode(),
                 "received_at": doc["received_at"],
             }
-            await self.customer_events.send(
-                key=doc["merge_into"].encode(), value=orjson.dumps(moved)
-            )
+            out.append((self.customer_events, doc["merge_into"].encode(), orjson.dumps(moved)))
             return
         anon = CustomerState.from_dict(doc["absorb"]) if doc["absorb"] else None
         merged = merge(state, anon, doc["from"], key.decode(), time.time(), self.state_cfg)
         if merged is not state:
             self.metrics.merges.inc()
-            await self._commit(key, Decision(merged), doc["received_at"])
+            self._commit(key, Decision(merged), doc["received_at"], None, out)
 
-    async def _on_event(
-        self, key: bytes, doc: dict[str, Any], state: CustomerState | None
+    def _on_event(
+        self, key: bytes, doc: dict[str, Any], state: CustomerState | None, out: Outbox
     ) -> Decision | None:
         event = Event.from_dict(doc["event"])
         if event.event_type == ERASE:
-            await self._erase(key, event, state)
+            self._erase(key, event, state, out)
             return None
         applied = apply(state, event, self.state_cfg)
         if applied.duplicate:
             why = Rejected("duplicate", "event_id already applied to this customer", event.event_id)
-            await self._dead(
-                key,
-                orjson.dumps(doc["event"]),
-                why,
-                tuple(doc["src"]),  # type: ignore[arg-type]
-                time.time(),
-            )
+            src = tuple(doc["src"])
+            out.append(self._dead_msg(key, orjson.dumps(doc["event"]), why, src, time.time()))  # type: ignore[arg-type]
             # Write the unchanged state again. After a crash, Faust's RocksDB store can
             # hold a value whose changelog record was never acknowledged; the event is
             # then redelivered and found duplicate, and without this write the changelog
@@ -315,7 +356,7 @@ class Baton:
             return Decision(applied.state)
         self.metrics.events.labels(event.event_type).inc()
         labelled, examples = label_event(state, applied.state, event, self.label_cfg)
-        await self._send_examples(examples)
+        self._examples(examples, out)
         trigger, now = Trigger("event", event.event_id), event.event_time
         return decide(labelled, now, trigger, event, self.journeys.inputs(labelled, now))
 
@@ -334,44 +375,49 @@ class Baton:
         dues = [d for d in (due_at(state, pb, now), label_due(state, self.label_cfg)) if d]
         return min(dues) if dues else None
 
-    async def _send_examples(self, examples: list[Example]) -> None:
+    def _examples(self, examples: list[Example], out: Outbox) -> None:
         for ex in examples:  # keyed by intent: one partition, so one learner, per intent
-            await self.examples.send(key=ex.intent.encode(), value=orjson.dumps(ex.to_dict()))
+            out.append((self.examples, ex.intent.encode(), orjson.dumps(ex.to_dict())))
 
-    async def _erase(self, key: bytes, event: Event, state: CustomerState | None) -> None:
+    def _erase(self, key: bytes, event: Event, state: CustomerState | None, out: Outbox) -> None:
         """Delete the customer and their identity links (tombstones reach the changelogs),
         then confirm on the audit topic."""
         if state is not None:
-            await self._forget(key, state)
+            self._forget(key, state, out)
         record = erasure_record(
             event, time.time(), state is not None, unlinked=state.merged_from if state else ()
         )
-        await self.audit.send(key=key, value=orjson.dumps(record))
+        out.append((self.audit, key, orjson.dumps(record)))
         self.metrics.events.labels(event.event_type).inc()
         self.metrics.erasures.inc()
 
-    async def _forget(self, key: bytes, state: CustomerState) -> None:
+    def _forget(self, key: bytes, state: CustomerState, out: Outbox) -> None:
         """Delete the customer's state and identity links (tombstones on both changelogs)."""
         del self.customers[key]
         self.due.set(key, None)
         for anon in state.merged_from:
-            await self.identity_events.send(key=anon.encode(), value=orjson.dumps({"unlink": True}))
+            out.append((self.identity_events, anon.encode(), orjson.dumps({"unlink": True})))
 
-    async def _commit(
-        self, key: bytes, decision: Decision, received_at: float, now: float | None = None
+    def _commit(
+        self,
+        key: bytes,
+        decision: Decision,
+        received_at: float,
+        now: float | None,
+        out: Outbox,
     ) -> None:
-        """Send the action (if any), record outcomes, write the state once, reschedule."""
+        """Write the state once, queue the action (if any) and examples, reschedule."""
+        self.customers[key] = orjson.dumps(decision.state.to_dict())
         action = decision.action
         if action is not None:
             topic = self.actions if action.group == "treatment" else self.holdout
-            await topic.send(key=key, value=orjson.dumps(action.to_dict()))
+            out.append((topic, key, orjson.dumps(action.to_dict())))
             if action.group == "treatment":  # held-out decisions are not actions sent
                 self.metrics.actions.labels(action.action).inc()
             self.metrics.decision_latency.observe(max(0.0, time.time() - received_at))
             self.journeys.sent(action)
         for ex in self.journeys.outcomes(decision.outcomes):
-            await self.examples.send(key=b"response", value=ex)
-        self.customers[key] = orjson.dumps(decision.state.to_dict())
+            out.append((self.examples, b"response", ex))
         self.due.set(key, self._due(decision.state, time.time() if now is None else now))
 
     # -- timer ------------------------------------------------------------------------------
