@@ -207,12 +207,32 @@ def demo(duration: float, customers: int, seed: int) -> None:
 @click.option(
     "--bad-share", type=float, default=0.02, show_default=True, help="Share of malformed messages."
 )
-def simulate(duration: float, customers: int, seed: int, bad_share: float) -> None:
-    """Produce simulated shopper traffic into BATON_KAFKA_BOOTSTRAP in real time."""
+@click.option(
+    "--channels/--no-channels",
+    default=True,
+    show_default=True,
+    help="Also play the channel services: answer actions with feedback.",
+)
+def simulate(duration: float, customers: int, seed: int, bad_share: float, channels: bool) -> None:
+    """Produce simulated shopper traffic into BATON_KAFKA_BOOTSTRAP in real time, and
+    answer the actions with feedback as simulated customers would."""
+    from agents.channels import ChannelPlayer
     from agents.demo import simulate as run
 
-    n = asyncio.run(run(Settings(), duration, customers, seed, bad_share))
-    click.echo(f"produced {n} messages")
+    async def both() -> tuple[int, ChannelPlayer]:
+        settings, stop = Settings(), asyncio.Event()
+        player = ChannelPlayer(settings, seed)
+        task = asyncio.create_task(player.run(stop)) if channels else None
+        n = await run(settings, duration, customers, seed, bad_share)
+        await asyncio.sleep(3.0 if channels else 0.0)  # feedback for the last actions
+        stop.set()
+        if task is not None:
+            await task
+        return n, player
+
+    n, player = asyncio.run(both())
+    fb = " ".join(f"{k}={v}" for k, v in sorted(player.sent.items())) or "-"
+    click.echo(f"produced {n} messages; feedback {fb}")
 
 
 if __name__ == "__main__":

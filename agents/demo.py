@@ -16,14 +16,16 @@ import sys
 import tempfile
 import time
 import urllib.request
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
+from agents.channels import ChannelPlayer
 from agents.localkafka import LocalKafka, free_port
 from agents.settings import Settings
 from agents.topics import create_topics
@@ -129,18 +131,17 @@ class _Tally:
 
     async def run(self, stop: asyncio.Event) -> None:
         s = self.settings
+        names = [s.topic("actions"), s.topic("events.deadletter")]
         consumer = AIOKafkaConsumer(
-            **s.client_kwargs(), enable_auto_commit=False, auto_offset_reset="earliest"
+            *names,
+            **s.client_kwargs(),
+            group_id=f"{s.topic_prefix}demo-tally-{uuid.uuid4().hex[:8]}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            metadata_max_age_ms=2000,
         )
         await consumer.start()
         try:
-            names = [s.topic("actions"), s.topic("events.deadletter")]
-            parts = [
-                TopicPartition(t, p)
-                for t in names
-                for p in sorted(consumer.partitions_for_topic(t) or {0})
-            ]
-            consumer.assign(parts)
             while not stop.is_set():
                 batch = await consumer.getmany(timeout_ms=200)
                 for tp, msgs in batch.items():
@@ -155,6 +156,26 @@ class _Tally:
             self.sample = self.sample or doc
         else:
             self.dead[str(doc["reason"])] += 1
+
+
+def _kpis(m: dict[str, dict[tuple[tuple[str, str], ...], float]]) -> str:
+    """Totals of the journey counters: decisions and conversions by group, exposures,
+    acceptances, and the response models' version."""
+
+    def total(name: str, **match: str) -> int:
+        rows = m.get(name, {})
+        return int(sum(v for k, v in rows.items() if match.items() <= dict(k).items()))
+
+    parts = [
+        f"decisions treatment={total('baton_journey_decisions_total', group='treatment')}",
+        f"control={total('baton_journey_decisions_total', group='control')}",
+        f"exposures={total('baton_journey_exposures_total')}",
+        f"acceptances={total('baton_journey_acceptances_total')}",
+        f"conversions treatment={total('baton_journey_conversions_total', group='treatment')}",
+        f"control={total('baton_journey_conversions_total', group='control')}",
+        f"response-model version={total('baton_model_version', intent='response')}",
+    ]
+    return " ".join(parts)
 
 
 def _fmt(c: Counter[str]) -> str:
@@ -174,6 +195,8 @@ async def _drive(
         )
     )
     reader = asyncio.create_task(tally.run(stop))
+    channels = ChannelPlayer(settings, seed)
+    player = asyncio.create_task(channels.run(stop))
     t0, last = time.monotonic(), (0.0, 0, 0.0)
     head = f"{'time':>6} {'sent':>8} {'sent/s':>7} {'processed':>9} {'proc/s':>7}"
     print(f"{head}  actions | dead letters")
@@ -189,13 +212,16 @@ async def _drive(
             flush=True,
         )
         last = (now, sent[0], done)
-    await asyncio.sleep(2.0)  # let the last events and ticks through
+    await asyncio.sleep(4.0)  # let the last events, ticks and feedback through
     stop.set()
     await reader
+    await player
     print(
         f"\nsent {feed.result()} messages; actions: {_fmt(tally.actions)}; "
         f"dead letters: {_fmt(tally.dead)}"
     )
+    print(f"feedback from the simulated channels: {_fmt(channels.sent)}")
+    print(f"journeys: {_kpis(await asyncio.to_thread(scrape, web_port))}")
     if tally.sample:
         print("one action:", orjson.dumps(tally.sample, option=orjson.OPT_INDENT_2).decode())
 

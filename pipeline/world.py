@@ -42,7 +42,16 @@ from pipeline.policy import Inputs, Trigger, decide, due_at, on_feedback
 from pipeline.response import ResponseModels
 from pipeline.state import CustomerState, StateConfig, apply
 
-__all__ = ["POLICIES", "Result", "WorldConfig", "run"]
+__all__ = [
+    "OPEN_RATE",
+    "POLICIES",
+    "Person",
+    "Result",
+    "WorldConfig",
+    "channel_answer",
+    "person",
+    "run",
+]
 
 POLICIES: Final = ("baton", "oracle", "static", "random", "control")
 HOUR, DAY = 3600.0, 86400.0
@@ -123,13 +132,18 @@ def _u(*parts: object) -> float:
 
 
 def _person(i: int, seed: int) -> Person:
-    rng = random.Random(f"{seed}-person-{i}")
+    return person(f"w-{i:05d}", seed)
+
+
+def person(customer_id: str, seed: int) -> Person:
+    """The hidden truth about a customer, drawn from the seed and the id alone."""
+    rng = random.Random(f"{seed}-person-{customer_id}")
     buy = min(0.9, rng.betavariate(2, 6))
     churn = rng.betavariate(2, 5)
     favourite = rng.choice(CATEGORIES)
     taste = {a: math.exp(rng.gauss(0, 0.5)) for a in _BASE}
     respond = {a: min(0.95, f(buy, churn, favourite) * taste[a]) for a, f in _BASE.items()}
-    return Person(f"w-{i:05d}", buy, churn, favourite, respond)
+    return Person(customer_id, buy, churn, favourite, respond)
 
 
 # hidden response probability of each default action, from the customer's traits
@@ -281,6 +295,27 @@ def _feedback(s: CustomerState, fb: Event, pb: Playbook) -> CustomerState:
     return s if done is None else done[0]
 
 
+def channel_answer(
+    p: Person, action: str, channel: str, decision_id: str, seed: int, delay_s: float = 600.0
+) -> list[tuple[float, str]]:
+    """What the customer does with an action, as the channel service reports it:
+    ``[(seconds after the decision, feedback type)]``. Shown at the channel's open rate;
+    then a click with the customer's hidden response probability, else a dismissal for
+    three in ten (most people ignore what they skip). Seeded by the decision id.
+
+    >>> channel_answer(person("c-1", 1), "loyalty_reward", "sms", "d" * 32, 1)[0]
+    (60.0, 'impression')
+    """
+    if _u(seed, decision_id, "open") >= OPEN_RATE.get(channel, 0.5):
+        return []  # never seen: no feedback at all
+    out = [(60.0, "impression")]
+    if _u(seed, decision_id, "respond") < p.respond.get(action, 0.0):
+        out.append((delay_s, "click"))
+    elif _u(seed, decision_id, "dismiss") < 0.3:
+        out.append((delay_s, "dismiss"))
+    return out
+
+
 def _answer(
     action: Any, p: Person, cfg: WorldConfig, res: Result, queue: list[Any], seq: int
 ) -> int:
@@ -288,15 +323,10 @@ def _answer(
     res.sent += 1
     res.by_action[action.action] = res.by_action.get(action.action, 0) + 1
     t, did = action.decided_at, action.decision_id
-    if _u(cfg.seed, did, "open") >= OPEN_RATE[action.channel]:
-        return seq  # never seen: no feedback at all
-    res.shown += 1
-    fb: list[tuple[float, str]] = [(t + 60.0, "impression")]
-    responded = _u(cfg.seed, did, "respond") < p.respond.get(action.action, 0.0)
-    if responded:
-        fb.append((t + cfg.feedback_delay_s, "click"))
-    elif _u(cfg.seed, did, "dismiss") < 0.3:  # most people ignore what they skip
-        fb.append((t + cfg.feedback_delay_s, "dismiss"))
+    answer = channel_answer(p, action.action, action.channel, did, cfg.seed, cfg.feedback_delay_s)
+    res.shown += bool(answer)
+    responded = any(kind == "click" for _, kind in answer)
+    fb = [(t + dt, kind) for dt, kind in answer]
     if responded:
         res.responses += 1
         value = float(action.explanation["arbitration"][action.action]["value"])

@@ -31,6 +31,11 @@ def test_demo_runs_and_prints_actions() -> None:
     reminders = re.search(r"abandoned_cart_reminder=(\d+)", summary.group(2))
     assert reminders and int(reminders.group(1)) > 0, out
     assert '"rules_matched"' in out and '"playbook_version": "default-1+' in out
+    # the simulated channels answered, and the loop closed: exposures, responses learned
+    fb = re.search(r"^feedback from the simulated channels: .*impression=(\d+)", out, re.M)
+    assert fb and int(fb.group(1)) > 0, out
+    kpis = re.search(r"^journeys: decisions treatment=(\d+) .* exposures=(\d+)", out, re.M)
+    assert kpis and int(kpis.group(1)) > 0 and int(kpis.group(2)) > 0, out
     assert "stopped worker and broker" in out
     # nothing left running
     left = subprocess.run(["pgrep", "-f", "baton-demo-.*server.properties"], capture_output=True)
