@@ -9,9 +9,10 @@ Four agents, each co-partitioned with what it reads:
 - ``identify`` reads ``identity-events`` with the ``identities`` table (anonymous id ->
   customer): links on login, routes to the customer, asks for the anonymous state to
   be merged.
-- ``feedback`` reads channel feedback, validates it (``feedback.v1``) and forwards it
-  keyed by customer to ``customer-events``, so it is joined to its decision by the worker
-  that owns the customer.
+- ``feedback`` reads channel feedback, validates it (``feedback.v1``) and forwards it,
+  through the identity table (a decision made for an anonymous visitor who has since
+  logged in lives with the customer), to ``customer-events``, so it is joined to its
+  decision by the worker that owns the customer.
 - ``decide`` reads ``customer-events``, folds each event (or feedback) into the customer's
   state (written back once, as bytes), settles delayed labels, asks the policy for the
   next best action under the playbook in force and emits it on ``actions`` (or, for the
@@ -202,13 +203,19 @@ class Baton:
                 await self._dead(ev.key, ev.value, fb, src, now)
                 continue
             body = {"feedback": orjson.loads(ev.value), "received_at": now, "src": src}
-            await self.customer_events.send(key=fb.customer_id.encode(), value=orjson.dumps(body))
+            # through the identity table: an action decided for an anonymous visitor who
+            # has since logged in now lives in the customer's state (merged)
+            await self.identity_events.send(key=fb.customer_id.encode(), value=orjson.dumps(body))
 
     # -- identify ---------------------------------------------------------------------------
     async def _identify(self, stream: faust.StreamT[bytes]) -> None:
         """Events with an anonymous id, keyed by it: link, route to the customer, merge."""
         async for ev in stream.events():
             anon, doc = ev.key, orjson.loads(ev.value)
+            if "feedback" in doc:  # to the customer the id is linked to, if any
+                link = self.identities.get(anon)
+                await self.customer_events.send(key=link or anon, value=ev.value)
+                continue
             if "unlink" in doc:
                 if self.identities.get(anon) is not None:
                     del self.identities[anon]

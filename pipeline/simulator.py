@@ -2,15 +2,21 @@
 
 Each simulated customer walks a small journey (browse, view products, add to cart,
 check out and buy, or leave for a while with a full cart) with think times between
-events. A small, configured share of messages is malformed in known ways
-(``BAD_KINDS``), each with the dead-letter reason Baton must give it. The clock is
+events. Some start as anonymous visitors (an ``anonymous_id`` only) and log in later
+(an event with both ids, then the customer id only); service systems send outage
+notices, delivery updates, tickets and survey answers on the ``service`` topic. A small,
+configured share of messages is malformed in known ways (``BAD_KINDS``), each with the
+dead-letter reason Baton must give it; some events arrive late (event time minutes in
+the past) and some twice (``note="duplicate"``: valid at the edge, a ``duplicate`` dead
+letter once applied). The clock is
 injected: ``due(now)`` returns what should have been produced by ``now``, so the same
 seed and clock give the same stream.
 
     >>> sim = Simulator(SimConfig(customers=5, seed=1, bad_share=0.0), start=1_000_000.0)
     >>> out = sim.due(now=1_000_000.0)
-    >>> len(out) == 5 and all(m.topic == "clickstream" for m in out)
-    True
+    >>> fresh = [m for m in out if m.note is None]
+    >>> len(fresh), {m.topic for m in out} <= {"clickstream", "service"}
+    (5, True)
 """
 
 from __future__ import annotations
@@ -36,6 +42,10 @@ class SimConfig:
     think_s: tuple[float, float] = (0.5, 4.0)
     away_s: tuple[float, float] = (20.0, 60.0)
     leave_with_cart: float = 0.5
+    anonymous_share: float = 0.3
+    service_share: float = 0.05
+    late_share: float = 0.02
+    duplicate_share: float = 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +56,7 @@ class Message:
     key: bytes
     value: bytes
     expected_reason: str | None = None
+    note: str | None = None
 
 
 def event_doc(eid: str, kind: str, t: float, cid: str, props: dict[str, Any]) -> dict[str, Any]:
@@ -108,6 +119,13 @@ class Simulator:
         self._rng = random.Random(cfg.seed)
         self._seq = 0
         self._cart: dict[str, int] = {}
+        # anonymous until they log in: customer -> anonymous id
+        self._anon = {
+            f"c-{i:05d}": f"anon-{cfg.seed}-{i:05d}"
+            for i in range(cfg.customers)
+            if self._rng.random() < cfg.anonymous_share
+        }
+        self._last: Message | None = None
         self._queue = [(start, f"c-{i:05d}") for i in range(cfg.customers)]
         heapq.heapify(self._queue)
 
@@ -117,6 +135,9 @@ class Simulator:
         while self._queue and self._queue[0][0] <= now:
             t, cid = heapq.heappop(self._queue)
             out.append(self._next(cid, max(t, now - 1.0)))
+            if self._last is not None and self._rng.random() < self.cfg.duplicate_share:
+                last = self._last
+                out.append(Message(last.topic, last.key, last.value, note="duplicate"))
         return out
 
     def _next(self, cid: str, t: float) -> Message:
@@ -124,11 +145,44 @@ class Simulator:
         if rng.random() < self.cfg.bad_share:
             self._reschedule(cid, t, away=False)
             return bad_message(rng.choice(sorted(BAD_KINDS)), t, cid.encode())
-        kind, props, away = self._step(cid)
+        topic, (kind, props, away) = "clickstream", self._step(cid)
+        if rng.random() < self.cfg.service_share:
+            topic, (kind, props), away = "service", self._service(), False
         self._seq += 1
-        doc = event_doc(f"sim-{self.cfg.seed}-{self._seq}", kind, t, cid, props)
+        at = t - rng.uniform(60, 600) if rng.random() < self.cfg.late_share else t
+        doc = event_doc(f"sim-{self.cfg.seed}-{self._seq}", kind, at, cid, props)
+        key = self._identify(cid, doc, kind)
         self._reschedule(cid, t, away)
-        return Message("clickstream", cid.encode(), orjson.dumps(doc))
+        self._last = Message(topic, key.encode(), orjson.dumps(doc))
+        return self._last
+
+    def _identify(self, cid: str, doc: dict[str, Any], kind: str) -> str:
+        """Anonymous visitors send their anonymous id only, until a login (or a cart)
+        makes them known: that event carries both ids; later ones the customer id."""
+        anon = self._anon.get(cid)
+        if anon is None:
+            return cid
+        if kind in ("add_to_cart", "login") or self._rng.random() < 0.1:
+            del self._anon[cid]
+            doc["anonymous_id"] = anon
+            if kind != "add_to_cart":
+                doc["event_type"] = "login"
+                doc["properties"] = {}
+            return cid
+        del doc["customer_id"]
+        doc["anonymous_id"] = anon
+        return anon
+
+    def _service(self) -> tuple[str, dict[str, Any]]:
+        rng = self._rng
+        kind = rng.choice(["outage_notice", "delivery_update", "ticket_opened", "survey_response"])
+        if kind == "delivery_update":
+            return kind, {"status": rng.choice(["delivered", "delayed", "failed"])}
+        if kind == "survey_response":
+            return kind, {"nps": rng.randint(0, 10)}
+        if kind == "outage_notice":
+            return kind, {"status": "major"}
+        return kind, {}
 
     def _step(self, cid: str) -> tuple[str, dict[str, Any], bool]:
         rng, in_cart = self._rng, self._cart.get(cid, 0)

@@ -182,11 +182,24 @@ async def test_feedback_joins_its_decision(kafka, prefix, start_worker, tmp_path
     shop = Shop(prefix, time.time())
     shop.ev("f-1", "outage_notice", topic="service")
     shop.ev("f-2", "survey_response", topic="service", nps=2)
+    # an anonymous visitor gets a decision, then logs in as f-3 (their state merges)
+    anon = event_doc("x-1", "page_view", time.time(), "", {"url": "/"})
+    del anon["customer_id"]
+    anon["anonymous_id"] = "anon-x"
+    shop.msgs.append((f"{prefix}events.clickstream", b"anon-x", orjson.dumps(anon)))
     await produce(kafka.bootstrap, shop.msgs)
     actions = await read_until(
-        kafka.bootstrap, [f"{prefix}actions"], lambda rs: len({r.key for r in rs}) >= 2, timeout=60
+        kafka.bootstrap, [f"{prefix}actions"], lambda rs: len({r.key for r in rs}) >= 3, timeout=60
     )
-    a1, a2 = (by_customer(actions)[c][-1] for c in ("f-1", "f-2"))
+    a1, a2, a3 = (by_customer(actions)[c][-1] for c in ("f-1", "f-2", "anon-x"))
+    login = event_doc("x-2", "login", time.time(), "f-3", {})
+    login["anonymous_id"] = "anon-x"
+    await produce(kafka.bootstrap, [(f"{prefix}events.clickstream", b"f-3", orjson.dumps(login))])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if scrape(worker.web_port).get("baton_identity_merges_total", {}).get((), 0) >= 1:
+            break
+        time.sleep(0.5)
 
     def fb(a: dict, kind: str, n: int, **extra: object) -> tuple[str, bytes, bytes]:
         doc = {
@@ -210,6 +223,7 @@ async def test_feedback_joins_its_decision(kafka, prefix, start_worker, tmp_path
         fb(a2, "impression", 1),
         fb(a2, "dismiss", 2),
         fb(unknown, "click", 9),
+        fb(a3, "impression", 1),  # keyed by the anonymous id: joined with f-3's state
         (f"{prefix}feedback", b"f-1", b'{"feedback_type": "click"'),
     ]
     await produce(kafka.bootstrap, msgs)
@@ -234,6 +248,8 @@ async def test_feedback_joins_its_decision(kafka, prefix, start_worker, tmp_path
     assert m["baton_journey_exposures_total"][(("action", nps[0]), ("journey", nps[1]))] == 1
     assert m["baton_journey_acceptances_total"][(("action", ps[0]), ("journey", ps[1]))] == 1
     assert m["baton_feedback_received_total"][(("type", "dismiss"),)] == 1
+    welcome = (("action", "welcome_new_customer"), ("journey", "welcome"))
+    assert m["baton_journey_exposures_total"][welcome] == 1
     # one success (the click) and one failure (the dismissal) reached the response models,
     # which were published, verified and loaded
     assert m["baton_training_examples_total"][(("intent", "response"), ("label", "true"))] == 1
