@@ -155,15 +155,23 @@ class Baton:
         add_pages(app, self.registry)
 
     # -- ingest -----------------------------------------------------------------------------
+    async def _edge(self, ev: Any, decode: Any) -> tuple[Any, tuple[str, int, int], float] | None:
+        """Count a message in and decode it; a reject goes to the dead-letter topic (None)."""
+        msg, now = ev.message, time.time()
+        self.metrics.received.labels(msg.topic).inc()
+        result = decode(ev.value, now)
+        src = (msg.topic, msg.partition, msg.offset)
+        if isinstance(result, Rejected):
+            await self._dead(ev.key, ev.value, result, src, now)
+            return None
+        return result, src, now
+
     async def _ingest(self, stream: faust.StreamT[bytes]) -> None:
         async for ev in stream.events():
-            msg, now = ev.message, time.time()
-            self.metrics.received.labels(msg.topic).inc()
-            result = self.decoder.decode(ev.value, now)
-            src = (msg.topic, msg.partition, msg.offset)
-            if isinstance(result, Rejected):
-                await self._dead(ev.key, ev.value, result, src, now)
+            got = await self._edge(ev, self.decoder.decode)
+            if got is None:
                 continue
+            (result, src, now), msg = got, ev.message
             doc = {"received_at": now, "src": src, "event": result.to_dict()}
             if result.anonymous_id is not None:  # resolve through the identity table first
                 await self.identity_events.send(
@@ -195,13 +203,10 @@ class Baton:
     async def _feedback(self, stream: faust.StreamT[bytes]) -> None:
         """Channel feedback in: validate, then route to the customer's partition."""
         async for ev in stream.events():
-            msg, now = ev.message, time.time()
-            self.metrics.received.labels(msg.topic).inc()
-            fb = self.decoder.decode_feedback(ev.value, now)
-            src = (msg.topic, msg.partition, msg.offset)
-            if isinstance(fb, Rejected):
-                await self._dead(ev.key, ev.value, fb, src, now)
+            got = await self._edge(ev, self.decoder.decode_feedback)
+            if got is None:
                 continue
+            fb, src, now = got
             body = {"feedback": orjson.loads(ev.value), "received_at": now, "src": src}
             # through the identity table: an action decided for an anonymous visitor who
             # has since logged in now lives in the customer's state (merged)

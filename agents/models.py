@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import logging
 
-from aiokafka import AIOKafkaConsumer
-
 from agents.metrics import Metrics
 from agents.settings import Settings
+from agents.topics import follow
 from pipeline.features import features
 from pipeline.models import IntentModel, SnapshotError, verify
 from pipeline.response import FORMAT as RESPONSE_FORMAT
@@ -79,20 +78,4 @@ class ModelRegistry:
 
     async def follow(self) -> None:
         """Read the models topic from the beginning, forever (a worker background task)."""
-        s = self.settings
-        # no group: the consumer gets every partition, from the beginning
-        consumer = AIOKafkaConsumer(
-            s.topic("models"),
-            **s.client_kwargs(),
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            metadata_max_age_ms=5000,
-        )
-        await consumer.start()
-        try:
-            while True:
-                for msgs in (await consumer.getmany(timeout_ms=1000)).values():
-                    for m in msgs:
-                        self.load(m.value)
-        finally:
-            await consumer.stop()
+        await follow(self.settings, "models", self.load)

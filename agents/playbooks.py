@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import logging
 
-from aiokafka import AIOKafkaConsumer
-
 from agents.metrics import Metrics
 from agents.settings import Settings
+from agents.topics import follow
 from pipeline.playbook import Playbook, PlaybookError, load
 
 __all__ = ["PlaybookRegistry"]
@@ -56,19 +55,4 @@ class PlaybookRegistry:
 
     async def follow(self) -> None:
         """Read the playbook topic from the beginning, forever (a worker background task)."""
-        s = self.settings
-        consumer = AIOKafkaConsumer(
-            s.topic("playbook"),
-            **s.client_kwargs(),
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            metadata_max_age_ms=5000,
-        )
-        await consumer.start()
-        try:
-            while True:
-                for msgs in (await consumer.getmany(timeout_ms=1000)).values():
-                    for m in msgs:
-                        self.load(m.value)
-        finally:
-            await consumer.stop()
+        await follow(self.settings, "playbook", self.load)

@@ -10,15 +10,17 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from agents.settings import Settings
 
-__all__ = ["TOPICS", "TopicSpec", "create_topics"]
+__all__ = ["TOPICS", "TopicSpec", "create_topics", "follow"]
 
 DAY_MS = 86_400_000
 log = logging.getLogger(__name__)
@@ -105,3 +107,25 @@ async def _create(settings: Settings, admin_kwargs: dict[str, Any]) -> list[str]
         return [t.name for t in new]
     finally:
         await admin.close()
+
+
+async def follow(
+    settings: Settings, name: str, on_message: Callable[[bytes | None], object]
+) -> None:
+    """Read a (compacted) topic from the beginning, forever, without a consumer group:
+    every worker gets every partition. For the models and playbook registries."""
+    consumer = AIOKafkaConsumer(
+        settings.topic(name),
+        **settings.client_kwargs(),
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        metadata_max_age_ms=5000,
+    )
+    await consumer.start()
+    try:
+        while True:
+            for msgs in (await consumer.getmany(timeout_ms=1000)).values():
+                for msg in msgs:
+                    on_message(msg.value)
+    finally:
+        await consumer.stop()

@@ -65,6 +65,7 @@ __all__ = [
     "due_at",
     "in_control",
     "on_feedback",
+    "uniform",
 ]
 
 
@@ -163,8 +164,8 @@ class _Candidate:
         }
 
 
-def _unit(*parts: object) -> float:
-    """A deterministic uniform draw in [0, 1) from ``parts``."""
+def uniform(*parts: object) -> float:
+    """A deterministic uniform draw in [0, 1) from ``parts`` (seeded dice for replays)."""
     h = hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=8).digest()
     return int.from_bytes(h, "big") / 2.0**64
 
@@ -177,7 +178,7 @@ def decision_id(customer_id: str, action: str, basis: str) -> str:
 
 def in_control(customer_id: str, pb: Playbook) -> bool:
     """Whether the customer is in the holdout: stable for a salt, ``control_share`` of all."""
-    return pb.control_share > 0 and _unit(pb.control_salt, customer_id) < pb.control_share
+    return pb.control_share > 0 and uniform(pb.control_salt, customer_id) < pb.control_share
 
 
 def _live(state: CustomerState, now: float) -> LastAction | None:
@@ -342,8 +343,8 @@ def _explore(
     best = ranked[0]
     near = [c for c in ranked if c.priority >= pb.near_best * best.priority]
     eps = pb.exploration_rate if len(near) > 1 else 0.0
-    explore = eps > 0 and _unit(*seed, "explore") < eps
-    chosen = near[int(_unit(*seed, "pick") * len(near))] if explore else best
+    explore = eps > 0 and uniform(*seed, "explore") < eps
+    chosen = near[int(uniform(*seed, "pick") * len(near))] if explore else best
     p = (1 - eps) * (chosen is best) + eps / len(near) if eps else 1.0
     return chosen, near, explore, p
 

@@ -28,7 +28,6 @@ the world's seed and what it is about, so a run is reproducible.
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import math
 import random
@@ -38,7 +37,7 @@ from typing import Any, Final
 
 from pipeline.events import Event
 from pipeline.playbook import DEFAULT_PATH, Playbook, load_file
-from pipeline.policy import Inputs, Trigger, decide, due_at, on_feedback
+from pipeline.policy import Inputs, Trigger, decide, due_at, on_feedback, uniform
 from pipeline.response import ResponseModels
 from pipeline.state import CustomerState, StateConfig, apply
 
@@ -123,12 +122,6 @@ def _cumsum(xs: list[float]) -> list[float]:
         total += x
         out.append(total)
     return out
-
-
-def _u(*parts: object) -> float:
-    """A uniform draw in [0, 1) that depends only on ``parts`` (the world's dice)."""
-    h = hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=8).digest()
-    return int.from_bytes(h, "big") / 2.0**64
 
 
 def _person(i: int, seed: int) -> Person:
@@ -306,12 +299,12 @@ def channel_answer(
     >>> channel_answer(person("c-1", 1), "loyalty_reward", "sms", "d" * 32, 1)[0]
     (60.0, 'impression')
     """
-    if _u(seed, decision_id, "open") >= OPEN_RATE.get(channel, 0.5):
+    if uniform(seed, decision_id, "open") >= OPEN_RATE.get(channel, 0.5):
         return []  # never seen: no feedback at all
     out = [(60.0, "impression")]
-    if _u(seed, decision_id, "respond") < p.respond.get(action, 0.0):
+    if uniform(seed, decision_id, "respond") < p.respond.get(action, 0.0):
         out.append((delay_s, "click"))
-    elif _u(seed, decision_id, "dismiss") < 0.3:
+    elif uniform(seed, decision_id, "dismiss") < 0.3:
         out.append((delay_s, "dismiss"))
     return out
 
@@ -334,7 +327,7 @@ def _answer(
         hour = int((t - cfg.start) // HOUR)
         if 0 <= hour < len(res.hourly_reward):
             res.hourly_reward[hour] += value
-        if action.action in _BUYING and _u(cfg.seed, did, "buy") < 0.5:
+        if action.action in _BUYING and uniform(cfg.seed, did, "buy") < 0.5:
             buy = Event(
                 f"{did}-buy",
                 "purchase",
