@@ -130,7 +130,9 @@ async def processed_rate(ports: list[int], metric: str, n: int, ready_at: float)
     return done / (time.perf_counter() - ready_at)
 
 
-async def latency(s: Settings, rate: float, seconds: float) -> tuple[list[float], float]:
+async def latency(
+    s: Settings, rate: float, seconds: float, first: int = 0
+) -> tuple[list[float], float]:
     """End to end at a paced rate: each event is a new customer's first page view,
     which gets a decision (a welcome action, or a held-out one); event produced -> that
     decision consumed. Returns the latencies and the rate actually sent."""
@@ -166,10 +168,10 @@ async def latency(s: Settings, rate: float, seconds: float) -> tuple[list[float]
             due = min(total, int((time.perf_counter() - t0) * rate) + 1)
             while j < due:
                 cid = f"lat-{run_id}-{j}"
-                sent[f"b-{j}-page_view"] = time.time()
+                sent[f"b-{first + j}-page_view"] = time.time()  # ids unique across runs
                 await p.send(
                     s.topic("events.clickstream"),
-                    event(j, "page_view", time.time(), cid),
+                    event(first + j, "page_view", time.time(), cid),
                     key=cid.encode(),
                 )
                 j += 1
@@ -292,7 +294,8 @@ async def run(args: argparse.Namespace, bootstrap: str, workdir: Path) -> dict[s
         rss_full = rss_mb(procs[0].pid)
         lat_runs = {}
         for share in (0.5, 0.8):
-            lat, achieved = await latency(s, eps * share * args.latency_scale, args.latency_seconds)
+            rate, first = eps * share * args.latency_scale, int(share * 10) * 10_000_000
+            lat, achieved = await latency(s, rate, args.latency_seconds, first)
             lat_runs[share] = (lat, achieved)
     finally:
         for proc in procs:
