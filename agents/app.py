@@ -45,7 +45,7 @@ from agents.models import ModelRegistry
 from agents.playbooks import PlaybookRegistry
 from agents.settings import Settings
 from agents.web import DueList, add_pages
-from pipeline.events import Decoder, Event, Rejected, format_time, parse_time
+from pipeline.events import Decoder, Event, Rejected, format_time
 from pipeline.identity import merge, resolve
 from pipeline.labels import Example, label_due, label_event, label_timeout
 from pipeline.policy import Decision, Trigger, decide, due_at
@@ -172,15 +172,15 @@ class Baton:
             if got is None:
                 continue
             (result, src, now), msg = got, ev.message
-            doc = {"received_at": now, "src": src, "event": result.to_dict()}
-            if result.anonymous_id is not None:  # resolve through the identity table first
-                await self.identity_events.send(
-                    key=result.anonymous_id.encode(), value=orjson.dumps(doc)
-                )
-                continue
+            doc: dict[str, Any] = {"received_at": now, "src": src}
             key = result.key.encode()
-            if self._direct(msg.topic, msg.partition, key):
-                await self._send(self._handle(key, doc))
+            if result.anonymous_id is None and self._direct(msg.topic, msg.partition, key):
+                await self._send(self._handle(key, doc, result))  # the Event as decoded
+                continue
+            doc["event"] = result.to_dict()
+            if result.anonymous_id is not None:  # resolve through the identity table first
+                anon = result.anonymous_id.encode()
+                await self.identity_events.send(key=anon, value=orjson.dumps(doc))
             else:
                 await self.customer_events.send(key=key, value=orjson.dumps(doc))
 
@@ -289,7 +289,9 @@ class Baton:
         for topic, key, value in outbox:
             await topic.send(key=key, value=value)
 
-    def _handle(self, key: bytes, doc: dict[str, Any]) -> Outbox:
+    def _handle(self, key: bytes, doc: dict[str, Any], event: Event | None = None) -> Outbox:
+        """One message for a customer: an event (decoded here, or ``event`` on the direct
+        path), a tick, feedback, a merge step or an expiry check."""
         out: Outbox = []
         raw_state = self.customers.get(key)
         state = CustomerState.from_dict(orjson.loads(raw_state)) if raw_state else None
@@ -310,10 +312,10 @@ class Baton:
             else:
                 self._commit(key, joined, doc["received_at"], time.time(), out)
         else:
-            decision = self._on_event(key, doc, state, out)
+            event = event or Event.from_dict(doc["event"])
+            decision = self._on_event(key, doc, event, state, out)
             if decision is not None:
-                now = parse_time(doc["event"]["event_time"]) or time.time()
-                self._commit(key, decision, doc["received_at"], now, out)
+                self._commit(key, decision, doc["received_at"], event.event_time, out)
         return out
 
     def _tick(self, key: bytes, doc: dict[str, Any], state: CustomerState, out: Outbox) -> None:
@@ -350,9 +352,13 @@ class Baton:
             self._commit(key, Decision(merged), doc["received_at"], None, out)
 
     def _on_event(
-        self, key: bytes, doc: dict[str, Any], state: CustomerState | None, out: Outbox
+        self,
+        key: bytes,
+        doc: dict[str, Any],
+        event: Event,
+        state: CustomerState | None,
+        out: Outbox,
     ) -> Decision | None:
-        event = Event.from_dict(doc["event"])
         if event.event_type == ERASE:
             self._erase(key, event, state, out)
             return None
@@ -360,7 +366,8 @@ class Baton:
         if applied.duplicate:
             why = Rejected("duplicate", "event_id already applied to this customer", event.event_id)
             src = tuple(doc["src"])
-            out.append(self._dead_msg(key, orjson.dumps(doc["event"]), why, src, time.time()))  # type: ignore[arg-type]
+            raw = orjson.dumps(doc.get("event") or event.to_dict())  # as validated
+            out.append(self._dead_msg(key, raw, why, src, time.time()))  # type: ignore[arg-type]
             # Write the unchanged state again. After a crash, Faust's RocksDB store can
             # hold a value whose changelog record was never acknowledged; the event is
             # then redelivered and found duplicate, and without this write the changelog
