@@ -7,8 +7,10 @@ with a table (the framework's own floor).
 
 1. the aiokafka loop and the Faust floor each drain the pre-loaded events;
 2. one Baton worker (full pipeline: ingest, state, labels, scoring, policy, emit) drains
-   the same number of pre-loaded events; then end-to-end latency (event produced ->
-   decision consumed) is measured at 50 % and 80 % of the rate it reached;
+   the same number of pre-loaded events; then end-to-end latency is measured for 10 s
+   at 50 % and at 80 % of the rate it reached, with the same traffic mix and one probe
+   in twenty (a new customer's first event, which always gets a decision): probe
+   produced -> its decision consumed;
 3. two Baton workers in one group drain the same number of events on fresh topics.
 
 Prints a table and writes JSON (``--json``). Numbers, not pass/fail: the test suite only
@@ -130,12 +132,17 @@ async def processed_rate(ports: list[int], metric: str, n: int, ready_at: float)
     return done / (time.perf_counter() - ready_at)
 
 
+PROBE_EVERY = 20
+
+
 async def latency(
-    s: Settings, rate: float, seconds: float, first: int = 0
+    s: Settings, rate: float, seconds: float, first: int, customers: int
 ) -> tuple[list[float], float]:
-    """End to end at a paced rate: each event is a new customer's first page view,
-    which gets a decision (a welcome action, or a held-out one); event produced -> that
-    decision consumed. Returns the latencies and the rate actually sent."""
+    """End to end at a paced rate, under the throughput run's traffic: the events go to
+    the customers already in state (the same mix), and one in ``PROBE_EVERY`` is a probe,
+    a new customer's first page view, which always gets a decision (a welcome action, or
+    a held-out one); probe produced -> its decision consumed. Returns the probes'
+    latencies and the rate actually sent."""
     c = AIOKafkaConsumer(
         s.topic("actions"),
         s.topic("holdout"),
@@ -150,11 +157,12 @@ async def latency(
     sent: dict[str, float] = {}
     lat: list[float] = []
     total = max(1, int(rate * seconds))
+    probes = len(range(0, total, PROBE_EVERY))
     run_id = uuid.uuid4().hex[:6]
 
     async def read() -> None:
         deadline = time.monotonic() + 60 + seconds
-        while len(lat) < total and time.monotonic() < deadline:
+        while len(lat) < probes and time.monotonic() < deadline:
             for msgs in (await c.getmany(timeout_ms=200)).values():
                 for m in msgs:
                     eid = orjson.loads(m.value)["trigger"]["event_id"]
@@ -167,11 +175,14 @@ async def latency(
         while j < total:
             due = min(total, int((time.perf_counter() - t0) * rate) + 1)
             while j < due:
-                cid = f"lat-{run_id}-{j}"
-                sent[f"b-{first + j}-page_view"] = time.time()  # ids unique across runs
+                i, kind = first + j, KINDS[j % len(KINDS)]
+                cid = f"c-{i % customers}"
+                if j % PROBE_EVERY == 0:
+                    cid, kind = f"lat-{run_id}-{j}", "page_view"
+                    sent[f"b-{i}-page_view"] = time.time()  # ids unique across runs
                 await p.send(
                     s.topic("events.clickstream"),
-                    event(first + j, "page_view", time.time(), cid),
+                    event(i, kind, time.time(), cid),
                     key=cid.encode(),
                 )
                 j += 1
@@ -205,8 +216,11 @@ def worker_env(s: Settings, port: int, data: Path) -> dict[str, str]:
     }
 
 
+KINDS = ("page_view", "product_view", "add_to_cart", "product_view", "page_view")
+
+
 async def preload(s: Settings, events: list[tuple[int, str]], now: float) -> None:
-    kinds = ("page_view", "product_view", "add_to_cart", "product_view", "page_view")
+    kinds = KINDS
     await create_topics(s)
     topic = s.topic("events.clickstream")
     await produce_all(
@@ -295,7 +309,7 @@ async def run(args: argparse.Namespace, bootstrap: str, workdir: Path) -> dict[s
         lat_runs = {}
         for share in (0.5, 0.8):
             rate, first = eps * share * args.latency_scale, int(share * 10) * 10_000_000
-            lat, achieved = await latency(s, rate, args.latency_seconds, first)
+            lat, achieved = await latency(s, rate, args.latency_seconds, first, customers)
             lat_runs[share] = (lat, achieved)
     finally:
         for proc in procs:
