@@ -36,7 +36,6 @@ from typing import Any
 import faust
 import orjson
 from aiokafka.partitioner import murmur2
-from faust import current_event
 from prometheus_client import CollectorRegistry
 
 from agents.journeys import Journeys
@@ -93,7 +92,6 @@ class Baton:
         self.playbooks = PlaybookRegistry(s, self.metrics)
         self._share = (-1, 1.0)
         self._source_partitions: dict[str, int | None] = {}
-        self._dirty: dict[bytes, tuple[int, bytes]] = {}
         self.journeys = Journeys(
             self.metrics,
             self.models,
@@ -155,7 +153,6 @@ class Baton:
         app.task(self.models.follow)
         app.task(self.playbooks.follow)
         add_pages(app, self.registry)
-        app.sensors.add(_CommitHook(self._flush_changelog))
 
     # -- ingest -----------------------------------------------------------------------------
     async def _edge(self, ev: Any, decode: Any) -> tuple[Any, tuple[str, int, int], float] | None:
@@ -339,7 +336,7 @@ class Baton:
         """Move an anonymous state to its customer (two steps, each on its own partition)."""
         if "merge_into" in doc:  # on the anonymous id's partition
             if state is not None:
-                self._delete(key)
+                del self.customers[key]
                 self.due.set(key, None)
             moved = {
                 "absorb": state.to_dict() if state else None,
@@ -382,29 +379,6 @@ class Baton:
         trigger, now = Trigger("event", event.event_id), event.event_time
         return decide(labelled, now, trigger, event, self.journeys.inputs(labelled, now))
 
-    # -- coalesced state writes -------------------------------------------------------------
-    # A customer's state goes to the local store at once (so the next event reads it) and
-    # to the changelog once per commit: ``_flush_changelog`` runs from Faust's commit
-    # (``on_commit_initiated``), before the producer is flushed and the source offsets are
-    # committed, as Kafka Streams' record cache does. Ten events of one customer between
-    # two commits cost one changelog record, not ten. A crash loses nothing: offsets past
-    # an unflushed state are never committed, so its events are redelivered.
-    def _write(self, key: bytes, value: bytes) -> None:
-        event = current_event()
-        assert event is not None, "state is written while processing a message"
-        self.customers.data[key] = value  # the store only; the changelog at commit
-        self._dirty[key] = (event.message.partition, value)
-
-    def _delete(self, key: bytes) -> None:
-        self._dirty.pop(key, None)
-        del self.customers[key]  # the tombstone goes out at once
-
-    def _flush_changelog(self) -> None:
-        dirty, self._dirty = self._dirty, {}
-        for key, (partition, value) in dirty.items():
-            self.customers.send_changelog(partition, key, value)
-        self.metrics.state_writes.inc(len(dirty))
-
     def _volume_share(self) -> float:
         """This worker's share of a global hourly limit: the share of partitions it owns."""
         count = self.app.rebalancing_count
@@ -438,7 +412,7 @@ class Baton:
 
     def _forget(self, key: bytes, state: CustomerState, out: Outbox) -> None:
         """Delete the customer's state and identity links (tombstones on both changelogs)."""
-        self._delete(key)
+        del self.customers[key]
         self.due.set(key, None)
         for anon in state.merged_from:
             out.append((self.identity_events, anon.encode(), orjson.dumps({"unlink": True})))
@@ -452,7 +426,7 @@ class Baton:
         out: Outbox,
     ) -> None:
         """Write the state once, queue the action (if any) and examples, reschedule."""
-        self._write(key, orjson.dumps(decision.state.to_dict()))
+        self.customers[key] = orjson.dumps(decision.state.to_dict())
         action = decision.action
         if action is not None:
             topic = self.actions if action.group == "treatment" else self.holdout
@@ -500,18 +474,6 @@ class Baton:
                     idle.append(key)
         self.metrics.customers.set(len(keys))
         return idle
-
-
-class _CommitHook(faust.Sensor):
-    """Calls ``flush`` when Faust starts a commit, before it flushes the producer."""
-
-    def __init__(self, flush: Any) -> None:
-        super().__init__()
-        self._flush = flush
-
-    def on_commit_initiated(self, consumer: Any) -> Any:
-        self._flush()
-        return None
 
 
 def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> Baton:

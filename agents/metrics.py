@@ -26,7 +26,6 @@ class Metrics:
     actions: Counter
     decision_latency: Histogram
     customers: Gauge
-    state_writes: Counter
     erasures: Counter
     expired: Counter
     links: Counter
@@ -137,11 +136,6 @@ class Metrics:
             customers=Gauge(
                 f"{prefix}_customers_in_state",
                 "Customers held in this worker's state table.",
-                registry=registry,
-            ),
-            state_writes=Counter(
-                f"{prefix}_state_changelog_writes",
-                "Customer states written to the table's changelog (once per customer per commit).",
                 registry=registry,
             ),
             **_decisioning(registry, prefix),
