@@ -14,7 +14,8 @@ Four agents, each co-partitioned with what it reads:
   logged in lives with the customer), to ``customer-events``, so it is joined to its
   decision by the worker that owns the customer.
 - ``decide`` reads ``customer-events``, folds each event (or feedback) into the customer's
-  state (written back once, as bytes), settles delayed labels, asks the policy for the
+  state (written back as bytes, to the changelog once per customer per batch), settles
+  delayed labels, asks the policy for the
   next best action under the playbook in force and emits it on ``actions`` (or, for the
   control group, ``holdout``) only when it changes; journey outcomes become metrics and
   response examples.
@@ -23,6 +24,12 @@ Four agents, each co-partitioned with what it reads:
 A timer sends "tick" messages through ``customer-events`` for customers with something
 due (a cart left alone, a session's labels), so a customer who simply leaves is decided
 too, by the worker that owns the partition, through the same single-writer path.
+
+The hot agents (ingest, decide) take events in batches (``BATON_BATCH_MAX`` within
+``BATON_BATCH_WITHIN_S``): each event is still decided on its own, in order, but the
+changelog gets one record per customer per batch, the batch's messages go straight to
+the producer, and the events are acknowledged after the batch (so a committed offset
+never runs ahead of its outputs). See ``agents.customers``.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ import orjson
 from aiokafka.partitioner import murmur2
 from prometheus_client import CollectorRegistry
 
+from agents.customers import Customers
 from agents.journeys import Journeys
 from agents.learning import Learners
 from agents.metrics import Metrics
@@ -118,9 +126,12 @@ class Baton:
             autodiscover=False,
             consumer_auto_offset_reset="earliest",
             producer_acks=-1,
+            producer_linger=s.producer_linger_s,
             broker_session_timeout=s.session_timeout_s,
         )
         self._declare()
+        self.states = Customers(self.customers, s.state_cache)
+        self._topic_names: dict[int, str] = {}
 
     def _declare(self) -> None:
         s, app = self.settings, self.app
@@ -155,34 +166,51 @@ class Baton:
         add_pages(app, self.registry)
 
     # -- ingest -----------------------------------------------------------------------------
-    async def _edge(self, ev: Any, decode: Any) -> tuple[Any, tuple[str, int, int], float] | None:
+    def _edge(
+        self, ev: Any, decode: Any, out: Outbox
+    ) -> tuple[Any, tuple[str, int, int], float] | None:
         """Count a message in and decode it; a reject goes to the dead-letter topic (None)."""
         msg, now = ev.message, time.time()
         self.metrics.received.labels(msg.topic).inc()
         result = decode(ev.value, now)
         src = (msg.topic, msg.partition, msg.offset)
         if isinstance(result, Rejected):
-            await self._dead(ev.key, ev.value, result, src, now)
+            out.append(self._dead_msg(ev.key, ev.value, result, src, now))
             return None
         return result, src, now
 
+    async def _batches(self, stream: faust.StreamT[bytes], one: Any) -> None:
+        """Take events in batches, handle each in order with ``one(event, outbox)``, then
+        queue the changelog (once per customer) and send the outbox. Faust acknowledges
+        the batch's events after this returns to it."""
+        s, m = self.settings, self.metrics
+        async for events in stream.take_events(s.batch_max, s.batch_within_s):
+            out: Outbox = []
+            for ev in events:
+                stream._set_current_event(ev)  # the RocksDB store finds its partition by it
+                one(ev, out)
+            m.batch_size.observe(len(events))
+            m.changelog_records.inc(self.states.flush())  # before any await: agents.customers
+            await self._send(out)
+
     async def _ingest(self, stream: faust.StreamT[bytes]) -> None:
-        async for ev in stream.events():
-            got = await self._edge(ev, self.decoder.decode)
-            if got is None:
-                continue
-            (result, src, now), msg = got, ev.message
-            doc: dict[str, Any] = {"received_at": now, "src": src}
-            key = result.key.encode()
-            if result.anonymous_id is None and self._direct(msg.topic, msg.partition, key):
-                await self._send(self._handle(key, doc, result))  # the Event as decoded
-                continue
-            doc["event"] = result.to_dict()
-            if result.anonymous_id is not None:  # resolve through the identity table first
-                anon = result.anonymous_id.encode()
-                await self.identity_events.send(key=anon, value=orjson.dumps(doc))
-            else:
-                await self.customer_events.send(key=key, value=orjson.dumps(doc))
+        await self._batches(stream, self._ingest_one)
+
+    def _ingest_one(self, ev: Any, out: Outbox) -> None:
+        got = self._edge(ev, self.decoder.decode, out)
+        if got is None:
+            return
+        (result, src, now), msg = got, ev.message
+        doc: dict[str, Any] = {"received_at": now, "src": src}
+        key = result.key.encode()
+        if result.anonymous_id is None and self._direct(msg.topic, msg.partition, key):
+            out.extend(self._handle(key, msg.partition, doc, result))  # the Event as decoded
+            return
+        doc["event"] = result.to_dict()
+        if result.anonymous_id is not None:  # resolve through the identity table first
+            out.append((self.identity_events, result.anonymous_id.encode(), orjson.dumps(doc)))
+        else:
+            out.append((self.customer_events, key, orjson.dumps(doc)))
 
     def _direct(self, topic: str, partition: int, key: bytes) -> bool:
         """Whether an event can be decided where it was read, skipping the re-keying hop
@@ -203,8 +231,10 @@ class Baton:
     async def _feedback(self, stream: faust.StreamT[bytes]) -> None:
         """Channel feedback in: validate, then route to the customer's partition."""
         async for ev in stream.events():
-            got = await self._edge(ev, self.decoder.decode_feedback)
+            out: Outbox = []
+            got = self._edge(ev, self.decoder.decode_feedback, out)
             if got is None:
+                await self._send(out)
                 continue
             fb, src, now = got
             body = {"feedback": orjson.loads(ev.value), "received_at": now, "src": src}
@@ -282,43 +312,61 @@ class Baton:
     # write, the two agents that call it (decide, and ingest on its direct path) can never
     # interleave on one customer and lose an update.
     async def _decide(self, stream: faust.StreamT[bytes]) -> None:
-        async for ev in stream.events():
-            await self._send(self._handle(ev.key, orjson.loads(ev.value)))
+        await self._batches(stream, self._decide_one)
+
+    def _decide_one(self, ev: Any, out: Outbox) -> None:
+        out.extend(self._handle(ev.key, ev.message.partition, orjson.loads(ev.value)))
 
     async def _send(self, outbox: Outbox) -> None:
+        """Hand the messages to the producer in order, without Faust's per-message
+        wrapping; a failed delivery is logged and counted (the commit that follows
+        flushes the producer, so none is left behind unsent)."""
+        send, names = self.app.producer.send, self._topic_names
         for topic, key, value in outbox:
-            await topic.send(key=key, value=value)
+            name = names.get(id(topic))
+            if name is None:
+                name = names[id(topic)] = topic.get_topic_name()
+            fut = await send(name, key, value, None, None, None)
+            fut.add_done_callback(self._delivered)  # type: ignore[attr-defined]
 
-    def _handle(self, key: bytes, doc: dict[str, Any], event: Event | None = None) -> Outbox:
-        """One message for a customer: an event (decoded here, or ``event`` on the direct
-        path), a tick, feedback, a merge step or an expiry check."""
+    def _delivered(self, fut: asyncio.Future[Any]) -> None:
+        if not fut.cancelled() and fut.exception() is not None:
+            self.metrics.send_errors.inc()
+            log.error("send failed: %r", fut.exception())
+
+    def _handle(
+        self, key: bytes, partition: int, doc: dict[str, Any], event: Event | None = None
+    ) -> Outbox:
+        """One message for a customer on ``partition``: an event (decoded here, or
+        ``event`` on the direct path), a tick, feedback, a merge step or an expiry check."""
         out: Outbox = []
-        raw_state = self.customers.get(key)
-        state = CustomerState.from_dict(orjson.loads(raw_state)) if raw_state else None
+        state = self.states.get(key)
         if "merge_into" in doc or "absorb" in doc:
-            self._stitch(key, doc, state, out)
+            self._stitch(key, partition, doc, state, out)
         elif "expire" in doc:  # checked again here: an event may have come since
             if state is not None and expired(state, doc["expire"], self.settings.state_retention_s):
-                self._forget(key, state, out)
+                self._forget(key, partition, state, out)
                 self.metrics.expired.inc()
         elif "tick" in doc:
             if state is not None:
-                self._tick(key, doc, state, out)
+                self._tick(key, partition, doc, state, out)
         elif "feedback" in doc:
             joined = self.journeys.feedback(state, doc["feedback"])
             if isinstance(joined, Rejected):
                 raw, src = orjson.dumps(doc["feedback"]), tuple(doc["src"])
                 out.append(self._dead_msg(key, raw, joined, src, time.time()))  # type: ignore[arg-type]
             else:
-                self._commit(key, joined, doc["received_at"], time.time(), out)
+                self._commit(key, partition, joined, doc["received_at"], time.time(), out)
         else:
             event = event or Event.from_dict(doc["event"])
-            decision = self._on_event(key, doc, event, state, out)
+            decision = self._on_event(key, partition, doc, event, state, out)
             if decision is not None:
-                self._commit(key, decision, doc["received_at"], event.event_time, out)
+                self._commit(key, partition, decision, doc["received_at"], event.event_time, out)
         return out
 
-    def _tick(self, key: bytes, doc: dict[str, Any], state: CustomerState, out: Outbox) -> None:
+    def _tick(
+        self, key: bytes, partition: int, doc: dict[str, Any], state: CustomerState, out: Outbox
+    ) -> None:
         now = doc["tick"]
         labelled, examples = label_timeout(state, now, self.label_cfg)
         self._examples(examples, out)
@@ -328,15 +376,20 @@ class Baton:
         if decision.action is None and not examples and not decision.outcomes:
             self.due.set(key, self._due(state, now))
         else:
-            self._commit(key, decision, doc["received_at"], now, out)
+            self._commit(key, partition, decision, doc["received_at"], now, out)
 
     def _stitch(
-        self, key: bytes, doc: dict[str, Any], state: CustomerState | None, out: Outbox
+        self,
+        key: bytes,
+        partition: int,
+        doc: dict[str, Any],
+        state: CustomerState | None,
+        out: Outbox,
     ) -> None:
         """Move an anonymous state to its customer (two steps, each on its own partition)."""
         if "merge_into" in doc:  # on the anonymous id's partition
             if state is not None:
-                del self.customers[key]
+                self.states.delete(key, partition)
                 self.due.set(key, None)
             moved = {
                 "absorb": state.to_dict() if state else None,
@@ -349,18 +402,19 @@ class Baton:
         merged = merge(state, anon, doc["from"], key.decode(), time.time(), self.state_cfg)
         if merged is not state:
             self.metrics.merges.inc()
-            self._commit(key, Decision(merged), doc["received_at"], None, out)
+            self._commit(key, partition, Decision(merged), doc["received_at"], None, out)
 
     def _on_event(
         self,
         key: bytes,
+        partition: int,
         doc: dict[str, Any],
         event: Event,
         state: CustomerState | None,
         out: Outbox,
     ) -> Decision | None:
         if event.event_type == ERASE:
-            self._erase(key, event, state, out)
+            self._erase(key, partition, event, state, out)
             return None
         applied = apply(state, event, self.state_cfg)
         if applied.duplicate:
@@ -398,11 +452,13 @@ class Baton:
         for ex in examples:  # keyed by intent: one partition, so one learner, per intent
             out.append((self.examples, ex.intent.encode(), orjson.dumps(ex.to_dict())))
 
-    def _erase(self, key: bytes, event: Event, state: CustomerState | None, out: Outbox) -> None:
+    def _erase(
+        self, key: bytes, partition: int, event: Event, state: CustomerState | None, out: Outbox
+    ) -> None:
         """Delete the customer and their identity links (tombstones reach the changelogs),
         then confirm on the audit topic."""
         if state is not None:
-            self._forget(key, state, out)
+            self._forget(key, partition, state, out)
         record = erasure_record(
             event, time.time(), state is not None, unlinked=state.merged_from if state else ()
         )
@@ -410,9 +466,9 @@ class Baton:
         self.metrics.events.labels(event.event_type).inc()
         self.metrics.erasures.inc()
 
-    def _forget(self, key: bytes, state: CustomerState, out: Outbox) -> None:
+    def _forget(self, key: bytes, partition: int, state: CustomerState, out: Outbox) -> None:
         """Delete the customer's state and identity links (tombstones on both changelogs)."""
-        del self.customers[key]
+        self.states.delete(key, partition)
         self.due.set(key, None)
         for anon in state.merged_from:
             out.append((self.identity_events, anon.encode(), orjson.dumps({"unlink": True})))
@@ -420,13 +476,14 @@ class Baton:
     def _commit(
         self,
         key: bytes,
+        partition: int,
         decision: Decision,
         received_at: float,
         now: float | None,
         out: Outbox,
     ) -> None:
         """Write the state once, queue the action (if any) and examples, reschedule."""
-        self.customers[key] = orjson.dumps(decision.state.to_dict())
+        self.states.put(key, partition, decision.state)
         action = decision.action
         if action is not None:
             topic = self.actions if action.group == "treatment" else self.holdout

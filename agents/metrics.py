@@ -45,6 +45,9 @@ class Metrics:
     journey_exposures: Counter
     journey_acceptances: Counter
     journey_conversions: Counter
+    send_errors: Counter
+    changelog_records: Counter
+    batch_size: Histogram
 
     @classmethod
     def create(cls, registry: CollectorRegistry, prefix: str = "baton") -> Metrics:
@@ -139,6 +142,22 @@ class Metrics:
                 registry=registry,
             ),
             **_decisioning(registry, prefix),
+            send_errors=Counter(
+                f"{prefix}_send_errors",
+                "Messages (actions, dead letters, forwards) the producer failed to deliver.",
+                registry=registry,
+            ),
+            changelog_records=Counter(
+                f"{prefix}_changelog_records",
+                "State changelog records sent (one per customer per batch).",
+                registry=registry,
+            ),
+            batch_size=Histogram(
+                f"{prefix}_batch_size",
+                "Events per batch taken by the ingest and decide agents.",
+                buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+                registry=registry,
+            ),
         )
 
 

@@ -1,0 +1,71 @@
+"""The customers table wrapper: store at once, changelog once per customer per flush,
+decoded states cached but never served stale.
+
+The table here is a plain mapping with Faust's ``send_changelog`` signature; the real
+Faust table (both stores) is exercised by the broker tests (recovery, rebalance)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from agents.customers import Customers
+from pipeline.events import Event
+from pipeline.simulator import event_doc
+from pipeline.state import CustomerState, StateConfig, apply
+
+
+class Table:
+    def __init__(self) -> None:
+        self.data: dict[bytes, bytes] = {}
+        self.sent: list[tuple[int | None, bytes, bytes | None]] = []
+
+    def send_changelog(self, partition: int | None, key: bytes, value: Any, **_: Any) -> None:
+        self.sent.append((partition, key, value))
+
+
+def state(cid: str, n: int) -> CustomerState:
+    s = None
+    for k in range(n):
+        ev = Event.from_dict(event_doc(f"{cid}-{k}", "page_view", 1e9 + k, cid, {}))
+        s = apply(s, ev, StateConfig()).state
+    assert s is not None
+    return s
+
+
+def test_one_changelog_record_per_customer_per_flush_with_the_last_value() -> None:
+    t = Table()
+    c = Customers(t, cache_size=10)
+    for n in (1, 2, 3):
+        c.put(b"a", 2, state("a", n))
+    c.put(b"b", 1, state("b", 1))
+    assert c.get(b"a") == state("a", 3), "the store is written at once"
+    assert t.sent == []
+    assert c.flush() == 2
+    assert [(p, k) for p, k, _ in t.sent] == [(2, b"a"), (1, b"b")]
+    assert orjson.loads(t.sent[0][2])["counts"] == {"page_view": 3}
+    c.delete(b"a", 2)
+    assert c.get(b"a") is None and c.flush() == 1 and t.sent[-1] == (2, b"a", None)
+    assert c.flush() == 0
+
+
+def test_the_cache_is_checked_against_the_store() -> None:
+    t = Table()
+    c = Customers(t, cache_size=10)
+    c.put(b"a", 0, state("a", 1))
+    first = c.get(b"a")
+    assert c.get(b"a") is first and c.hits == 2
+    # the stored bytes change under it (a recovery, another writer): decoded again
+    t.data[b"a"] = orjson.dumps(state("a", 4).to_dict())
+    assert c.get(b"a") == state("a", 4) and c.misses == 1
+
+
+def test_the_cache_is_bounded() -> None:
+    t = Table()
+    c = Customers(t, cache_size=3)
+    for i in range(10):
+        c.put(f"c{i}".encode(), 0, state(f"c{i}", 1))
+    assert len(c._cache) == 3
+    assert all(c.get(f"c{i}".encode()) == state(f"c{i}", 1) for i in range(10)), "misses decode"
+    assert Customers(Table(), cache_size=0).get(b"x") is None
