@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     timer_interval_s: float = 5.0
     batch_max: int = 500
     batch_within_s: float = 0.005
-    state_cache: int = 20_000
+    state_cache: int = 2_000
     producer_linger_s: float = 0.0
     session_timeout_s: float = 60.0
     rescan_interval_s: float = 3600.0

@@ -256,9 +256,9 @@ async def faust_floor(s: Settings, events: list[tuple[int, str]], workdir: Path)
 
 async def baton_workers(
     s: Settings, events: list[tuple[int, str]], workers: int, workdir: Path
-) -> tuple[float, list[subprocess.Popen[bytes]]]:
-    """Baton worker(s) in one group over pre-loaded events; returns events/s and the
-    still-running workers (the caller stops them)."""
+) -> tuple[float, list[subprocess.Popen[bytes]], float]:
+    """Baton worker(s) in one group over pre-loaded events; returns events/s, the
+    still-running workers (the caller stops them) and state changelog records per event."""
     await preload(s, events, time.time())
     ports = [free_port() for _ in range(workers)]
     procs = [
@@ -274,11 +274,13 @@ async def baton_workers(
         eps = await processed_rate(
             ports, "baton_events_processed_total", len(events), time.perf_counter()
         )
+        metrics = [await asyncio.to_thread(scrape, port) for port in ports]
     except BaseException:
         for proc in procs:
             stop_worker(proc)
         raise
-    return eps, procs
+    records = sum(sum(m.get("baton_changelog_records_total", {}).values()) for m in metrics)
+    return eps, procs, records / len(events)
 
 
 def settings(bootstrap: str, partitions: int) -> Settings:
@@ -288,8 +290,15 @@ def settings(bootstrap: str, partitions: int) -> Settings:
 
 async def run(args: argparse.Namespace, bootstrap: str, workdir: Path) -> dict[str, Any]:
     n, customers = args.events, max(1, args.events // 10)
-    events = [(i, f"c-{i % customers}") for i in range(n)]
-    out: dict[str, Any] = {"events": n, "customers": customers, "partitions": args.partitions}
+    # --burst B: each customer's events come B in a row (a session's clicks), else one
+    # customer's events are spread evenly over the run (no two close together)
+    events = [(i, f"c-{(i // args.burst) % customers}") for i in range(n)]
+    out: dict[str, Any] = {
+        "events": n,
+        "customers": customers,
+        "partitions": args.partitions,
+        "burst": args.burst,
+    }
 
     # 1. the two floors, on their own topics: plain aiokafka, then a minimal Faust agent
     s = settings(bootstrap, args.partitions)
@@ -303,7 +312,7 @@ async def run(args: argparse.Namespace, bootstrap: str, workdir: Path) -> dict[s
 
     # 2. one Baton worker on the same events, pre-loaded, drained from the start; then
     #    the latency at 50 % and 80 % of the rate it reached
-    eps, procs = await baton_workers(s, events, 1, workdir)
+    eps, procs, per_event = await baton_workers(s, events, 1, workdir)
     try:
         rss_full = rss_mb(procs[0].pid)
         lat_runs = {}
@@ -320,6 +329,7 @@ async def run(args: argparse.Namespace, bootstrap: str, workdir: Path) -> dict[s
         "baton_events_per_s": round(eps),
         "baton_vs_aiokafka": round(eps / base, 3),
         "baton_vs_faust_floor": round(eps / floor, 3),
+        "baton_changelog_records_per_event": round(per_event, 3),
     }
     for share, (lat, achieved) in lat_runs.items():
         tag = f"at_{round(share * 100)}pct"
@@ -335,7 +345,7 @@ async def run(args: argparse.Namespace, bootstrap: str, workdir: Path) -> dict[s
     # 3. scaling: two workers in one group over the same number of events and partitions
     if args.scaling:
         s2 = settings(bootstrap, args.partitions)
-        eps2, procs2 = await baton_workers(s2, events, 2, workdir)
+        eps2, procs2, _ = await baton_workers(s2, events, 2, workdir)
         for proc in procs2:
             stop_worker(proc)
         out |= {"baton_2_workers_events_per_s": round(eps2), "scaling_2_vs_1": round(eps2 / eps, 3)}
@@ -346,6 +356,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--events", type=int, default=50_000)
     ap.add_argument("--partitions", type=int, default=4)
+    ap.add_argument(
+        "--burst",
+        type=int,
+        default=1,
+        help="events per customer in a row (session-shaped traffic); 1 spreads them evenly",
+    )
     ap.add_argument(
         "--latency-seconds", type=float, default=10.0, help="length of each latency run"
     )

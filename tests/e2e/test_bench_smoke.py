@@ -1,5 +1,5 @@
-"""The throughput benchmark runs end to end at a tiny size and reports sane values.
-It never asserts a speed: speed is read from its output, not judged by a test."""
+"""Every benchmark runs end to end at a tiny size (`python -m bench --quick`) and reports
+sane values. It never asserts a speed: speed is read from its output, not judged by a test."""
 
 from __future__ import annotations
 
@@ -15,30 +15,19 @@ pytestmark = [pytest.mark.broker, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_throughput_bench_smoke(kafka, tmp_path: Path) -> None:
-    out = tmp_path / "r.json"
+def test_every_bench_runs_in_one_command(kafka, tmp_path: Path) -> None:
+    out = tmp_path / "results"
     env = {**os.environ, "BATON_KAFKA_BOOTSTRAP": kafka.bootstrap}
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.throughput",
-            "--events",
-            "600",
-            "--latency-seconds",
-            "1",
-            "--latency-scale",
-            "0.05",
-            "--json",
-            str(out),
-        ],
+        [sys.executable, "-m", "bench", "--quick", "--out", str(out)],
         cwd=ROOT,
         env=env,
         capture_output=True,
-        timeout=300,
+        timeout=600,
     )
     assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()[-3000:]
-    r = json.loads(out.read_text())
+
+    r = json.loads((out / "throughput.json").read_text())
     assert r["events"] == 600
     assert r["baseline_aiokafka_events_per_s"] > 0 and r["baton_events_per_s"] > 0
     assert r["faust_floor_events_per_s"] > 0 and r["baton_2_workers_events_per_s"] > 0
@@ -47,19 +36,17 @@ def test_throughput_bench_smoke(kafka, tmp_path: Path) -> None:
         assert 0 < r[f"latency_{tag}_p50_ms"] <= r[f"latency_{tag}_p99_ms"]
     assert r["worker_rss_mb_after"] > 0
 
-
-def test_memory_bench_smoke(kafka, tmp_path: Path) -> None:
-    out = tmp_path / "m.json"
-    env = {**os.environ, "BATON_KAFKA_BOOTSTRAP": kafka.bootstrap}
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.memory", "--customers", "150", "--json", str(out)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()[-3000:]
-    rows = {r["store"]: r for r in json.loads(out.read_text())}
+    rows = {r["store"]: r for r in json.loads((out / "memory.json").read_text())}
     assert set(rows) == {"memory", "rocksdb"}
     assert all(r["customers"] == 150 and r["state_bytes_mean"] > 100 for r in rows.values())
     assert rows["rocksdb"]["rocksdb_disk_mb_per_100k_customers"] > 0
+
+    s = json.loads((out / "scoring.json").read_text())
+    assert 0 < s["decode_us"] < s["apply_labels_decide_us"]
+    q = json.loads((out / "quality.json").read_text())["results"]
+    assert q["oracle"]["share_of_oracle"] == 1.0 and q["control"]["sent"] == 0
+
+    for png in ("throughput.png", "quality.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+    table = (out / "summary.md").read_text()
+    assert "minimal Faust agent" in table and "share of the oracle" in table
