@@ -38,11 +38,13 @@ import asyncio
 import base64
 import logging
 import time
+import weakref
 from typing import Any
 
 import faust
 import orjson
 from aiokafka.partitioner import murmur2
+from faust.streams import _current_event
 from prometheus_client import CollectorRegistry
 
 from agents.customers import Customers
@@ -51,6 +53,7 @@ from agents.learning import Learners
 from agents.metrics import Metrics
 from agents.models import ModelRegistry
 from agents.playbooks import PlaybookRegistry
+from agents.progress import Progress
 from agents.settings import Settings
 from agents.web import DueList, add_pages
 from pipeline.events import Decoder, Event, Rejected, format_time
@@ -62,8 +65,8 @@ from pipeline.state import CustomerState, apply
 
 __all__ = ["Baton", "create_app"]
 
-# messages to send after a state change: (Faust topic, key, value)
-Outbox = list[tuple[Any, bytes | None, bytes]]
+# messages to send after a state change: (Faust topic, key, value), or with a partition
+Outbox = list[Any]
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +134,10 @@ class Baton:
         )
         self._declare()
         self.states = Customers(self.customers, s.state_cache)
+        client = s.client_kwargs()
+        self.marks = {
+            name: Progress(self.progress, s.partitions, client) for name in ("ingest", "decide")
+        }
         self._topic_names: dict[int, str] = {}
 
     def _declare(self) -> None:
@@ -153,6 +160,10 @@ class Baton:
         # recovered table silently misses every customer (found by test_recovery).
         self.customers = app.Table(
             "customers", default=None, partitions=s.partitions, key_type=bytes, value_type=bytes
+        )
+        # per source partition, the next offset processed (agents.progress)
+        self.progress = app.Table(
+            "progress", default=None, partitions=s.partitions, key_type=bytes, value_type=bytes
         )
         app.agent(self.sources, name="ingest")(self._ingest)
         app.agent(self.identity_events, name="identify")(self._identify)
@@ -179,22 +190,82 @@ class Baton:
             return None
         return result, src, now
 
-    async def _batches(self, stream: faust.StreamT[bytes], one: Any) -> None:
-        """Take events in batches, handle each in order with ``one(event, outbox)``, then
-        queue the changelog (once per customer) and send the outbox. Faust acknowledges
-        the batch's events after this returns to it."""
+    async def _batches(self, stream: faust.StreamT[bytes], one: Any, marks: Progress) -> None:
+        """Take events in batches, handle each in order with ``one(event, outbox)`` (after
+        any range of the source found committed but never processed), then queue the
+        changelog (once per customer, once per source partition's mark) and send the
+        outbox. Faust acknowledges the batch's events after this returns to it."""
         s, m = self.settings, self.metrics
-        async for events in stream.take_events(s.batch_max, s.batch_within_s):
+        async for taken in stream.take_events(s.batch_max, s.batch_within_s):
+            marks.reset_if(self.app.rebalancing_count)
+            events = await self._with_gaps(taken, marks)
             out: Outbox = []
             for ev in events:
-                stream._set_current_event(ev)  # the RocksDB store finds its partition by it
+                # the RocksDB store finds a key's partition from the current event. Only
+                # the context variable is set: the stream's own ``current_event`` is
+                # what take_events reads to fill the next batch
+                _current_event.set(weakref.ref(ev))
                 one(ev, out)
+                msg = ev.message
+                if self._tracked(msg.topic):
+                    marks.done(msg.topic, msg.partition, msg.offset)
             m.batch_size.observe(len(events))
             m.changelog_records.inc(self.states.flush())  # before any await: agents.customers
+            topic = self.progress.changelog_topic
+            out += [(topic, key, value, p) for p, key, value in marks.flush()]
             await self._send(out)
 
+    async def _with_gaps(self, events: Any, marks: Progress) -> list[Any]:
+        """The batch, with any range found missing before one of its messages read again
+        from Kafka and put in front of that message (see agents.progress)."""
+        result: list[Any] = []
+        for ev in events:
+            msg = ev.message
+            if self._tracked(msg.topic):
+                _current_event.set(weakref.ref(ev))
+                gap = marks.gap(msg.topic, msg.partition, msg.offset)
+                if gap is not None:
+                    again = await marks.reread(msg.topic, msg.partition, *gap)
+                    log.warning(
+                        "offsets %d..%d of %s[%d] were committed but never processed "
+                        "(a rebalance under load); read again: %d messages",
+                        gap[0],
+                        gap[1] - 1,
+                        msg.topic,
+                        msg.partition,
+                        len(again),
+                    )
+                    self.metrics.source_gaps.labels(msg.topic).inc()
+                    self.metrics.source_gap_events.labels(msg.topic).inc(len(again))
+                    result += again
+                marks.seen(msg.topic, msg.partition, msg.offset)
+            result.append(ev)
+        return result
+
+    def _tracked(self, topic: str) -> bool:
+        """Whether a source topic has the table's partition count (progress is kept)."""
+        n = self.settings.partitions
+        if self._source_partitions.get(topic) != n:
+            self._source_partitions[topic] = self._partition_count(topic)
+        return self._source_partitions[topic] == n
+
+    def _partition_count(self, topic: str) -> int | None:
+        # Faust's topic_partitions reads the group coordinator's snapshot, which only the
+        # group leader fills: on the other workers it said None, and they re-keyed every
+        # event (found with two workers). Those read the consumer's cluster metadata.
+        count: int | None = self.app.consumer.topic_partitions(topic)
+        if count is None:
+            try:
+                thread = self.app.consumer._thread  # type: ignore[attr-defined]
+                cluster = thread._ensure_consumer()._client.cluster
+                parts = cluster.partitions_for_topic(topic)
+                count = len(parts) if parts else None
+            except AttributeError:  # another transport: no fast path, no repair
+                count = None
+        return count
+
     async def _ingest(self, stream: faust.StreamT[bytes]) -> None:
-        await self._batches(stream, self._ingest_one)
+        await self._batches(stream, self._ingest_one, self.marks["ingest"])
 
     def _ingest_one(self, ev: Any, out: Outbox) -> None:
         got = self._edge(ev, self.decoder.decode, out)
@@ -221,11 +292,7 @@ class Baton:
         customer. Events from other partitioners (librdkafka's default, for one) take the
         hop, as do ticks, merges and feedback."""
         n = self.settings.partitions
-        if self._source_partitions.get(topic) != n:
-            self._source_partitions[topic] = self.app.consumer.topic_partitions(topic)
-            if self._source_partitions[topic] != n:
-                return False
-        return (murmur2(key) & 0x7FFFFFFF) % n == partition
+        return self._tracked(topic) and (murmur2(key) & 0x7FFFFFFF) % n == partition
 
     # -- feedback ---------------------------------------------------------------------------
     async def _feedback(self, stream: faust.StreamT[bytes]) -> None:
@@ -312,7 +379,7 @@ class Baton:
     # write, the two agents that call it (decide, and ingest on its direct path) can never
     # interleave on one customer and lose an update.
     async def _decide(self, stream: faust.StreamT[bytes]) -> None:
-        await self._batches(stream, self._decide_one)
+        await self._batches(stream, self._decide_one, self.marks["decide"])
 
     def _decide_one(self, ev: Any, out: Outbox) -> None:
         out.extend(self._handle(ev.key, ev.message.partition, orjson.loads(ev.value)))
@@ -322,11 +389,11 @@ class Baton:
         wrapping; a failed delivery is logged and counted (the commit that follows
         flushes the producer, so none is left behind unsent)."""
         send, names = self.app.producer.send, self._topic_names
-        for topic, key, value in outbox:
+        for topic, key, value, *partition in outbox:
             name = names.get(id(topic))
             if name is None:
                 name = names[id(topic)] = topic.get_topic_name()
-            fut = await send(name, key, value, None, None, None)
+            fut = await send(name, key, value, partition[0] if partition else None, None, None)
             fut.add_done_callback(self._delivered)  # type: ignore[attr-defined]
 
     def _delivered(self, fut: asyncio.Future[Any]) -> None:

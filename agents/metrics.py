@@ -48,6 +48,8 @@ class Metrics:
     send_errors: Counter
     changelog_records: Counter
     batch_size: Histogram
+    source_gaps: Counter
+    source_gap_events: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry, prefix: str = "baton") -> Metrics:
@@ -150,6 +152,19 @@ class Metrics:
             changelog_records=Counter(
                 f"{prefix}_changelog_records",
                 "State changelog records sent (one per customer per batch).",
+                registry=registry,
+            ),
+            source_gaps=Counter(
+                f"{prefix}_source_gaps",
+                "Ranges of a source partition found committed but never processed (after a "
+                "rebalance under load), read again.",
+                ["topic"],
+                registry=registry,
+            ),
+            source_gap_events=Counter(
+                f"{prefix}_source_gap_events",
+                "Messages read again to fill those ranges.",
+                ["topic"],
                 registry=registry,
             ),
             batch_size=Histogram(

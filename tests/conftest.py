@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -66,8 +67,9 @@ def start_worker(kafka: Broker, prefix: str, tmp_path: Path) -> Iterator[Callabl
     from agents.localkafka import free_port
 
     started: list[WorkerProc] = []
+    lock = threading.Lock()
 
-    def start(**overrides: str) -> WorkerProc:
+    def spawn(overrides: dict[str, str]) -> WorkerProc:
         port = free_port()
         env = {
             **os.environ,
@@ -89,6 +91,12 @@ def start_worker(kafka: Broker, prefix: str, tmp_path: Path) -> Iterator[Callabl
             env,
         )
         started.append(w)
+        return w
+
+    def start(**overrides: str) -> WorkerProc:
+        with lock:  # tests may start workers from threads, to start them together
+            w = spawn(overrides)
+        port = w.web_port
         try:
             wait_healthy(port, w.proc, timeout=120)
         except Exception as exc:

@@ -62,3 +62,13 @@ def latest_by_key(records: Iterable[ConsumerRecord]) -> dict[bytes, bytes | None
     for r in sorted(records, key=lambda r: (r.partition, r.offset)):
         out[r.key] = r.value
     return out
+
+
+def processed(port: int) -> float:
+    """Events a worker has applied so far (its metrics), 0 while it does not answer."""
+    from agents.demo import scrape
+
+    try:
+        return sum(scrape(port).get("baton_events_processed_total", {}).values())
+    except OSError:
+        return 0.0

@@ -1,12 +1,15 @@
-"""Rebalance test: a second worker joins the group mid-stream, then the first one leaves
-(SIGTERM), so every partition changes hands at least once while events keep coming.
+"""Rebalance test: a second worker joins while the first works through a backlog, then
+the first one leaves (SIGTERM), so every partition changes hands while events keep
+coming.
 
-Each step must leave the state exact (every event applied once, none lost), which is
-what batching and one changelog record per customer per batch (agents.customers) must
-not break: the worker that takes a partition over recovers it from the changelog, so a
-record not written (or written to the wrong partition) shows up here as a short count.
-An earlier attempt at coalescing (from Faust's commit hook) left a two-worker group
-stuck after a rebalance; a stall fails here by timeout.
+Each step must leave the state exact (every event applied once, none lost), and each
+changelog record must sit on its customer's partition, where the partition's next owner
+reads it (one record per customer per batch, agents.customers).
+
+Two workers started at the same moment on a backlog (``bench.throughput``'s scaling run)
+showed two Faust problems this test does not cover: offsets committed past fetched but
+unprocessed messages (repaired by agents.progress, whose re-read is tested in
+test_progress) and a partition left unconsumed (open, see the README).
 """
 
 from __future__ import annotations
@@ -20,27 +23,20 @@ from aiokafka.partitioner import murmur2
 
 from agents.demo import scrape, stop_worker
 from pipeline.simulator import event_doc
-from tests.kafkaio import latest_by_key, produce, read_until
+from tests.kafkaio import latest_by_key, processed, produce, read_until
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
-CUSTOMERS, PER_PHASE = 200, 5
+CUSTOMERS, BACKLOG, MORE = 500, 40, 10
 KINDS = ("page_view", "product_view", "search", "page_view", "product_view")
-
-
-def processed(port: int) -> float:
-    try:
-        return sum(scrape(port).get("baton_events_processed_total", {}).values())
-    except OSError:
-        return 0.0
 
 
 async def test_state_stays_exact_while_partitions_move(kafka, prefix, start_worker) -> None:
     t0 = time.time() - 3600
     clickstream, changelog = f"{prefix}events.clickstream", f"{prefix}worker-customers-changelog"
 
-    async def phase(n: int) -> None:
+    async def phase(first_k: int, per_customer: int) -> None:
         msgs = []
-        for k in range(n * PER_PHASE, (n + 1) * PER_PHASE):
+        for k in range(first_k, first_k + per_customer):
             for i in range(CUSTOMERS):
                 cid = f"m{i:03d}"
                 doc = event_doc(f"{cid}-{k}", KINDS[k % 5], t0 + k, cid, {"product_id": f"p{k}"})
@@ -67,19 +63,21 @@ async def test_state_stays_exact_while_partitions_move(kafka, prefix, start_work
         wrong = [r.key for r in records if r.partition != (murmur2(r.key) & 0x7FFFFFFF) % 4]
         assert not wrong, f"changelog records on another partition: {wrong[:5]}"
 
-    await phase(0)
+    await phase(0, BACKLOG)  # 20,000 events waiting
     first = start_worker(BATON_SESSION_TIMEOUT_S="10")
-    await state_is(PER_PHASE)
-
-    second = start_worker(BATON_SESSION_TIMEOUT_S="10")  # joins: partitions move to it
-    await phase(1)
-    await state_is(2 * PER_PHASE)
+    second = start_worker(BATON_SESSION_TIMEOUT_S="10")  # joins while the first works
+    await state_is(BACKLOG)
     deadline = time.monotonic() + 60
     while processed(second.web_port) == 0 and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
     assert processed(second.web_port) > 0, "the second worker never got a partition"
+    repaired = sum(
+        sum(scrape(w.web_port).get("baton_source_gap_events_total", {}).values())
+        for w in (first, second)
+    )
+    print(f"messages read again after the rebalance: {repaired}")
 
     stop_worker(first.proc)  # leaves: its partitions move to the second worker
-    await phase(2)
-    await state_is(3 * PER_PHASE)
+    await phase(BACKLOG, MORE)
+    await state_is(BACKLOG + MORE)
     assert first.proc.returncode is not None

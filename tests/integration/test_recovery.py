@@ -16,23 +16,15 @@ from collections import Counter
 import orjson
 import pytest
 
-from agents.demo import scrape
 from agents.settings import Settings
 from pipeline.events import Event
 from pipeline.labels import label_event
 from pipeline.simulator import event_doc
 from pipeline.state import apply
-from tests.kafkaio import latest_by_key, produce, read_until
+from tests.kafkaio import latest_by_key, processed, produce, read_until
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 KINDS = ("page_view", "product_view", "search", "page_view", "product_view")
-
-
-def processed(port: int) -> float:
-    try:
-        return sum(scrape(port).get("baton_events_processed_total", {}).values())
-    except OSError:
-        return 0.0
 
 
 @pytest.mark.parametrize("store", ["memory", "rocksdb"])
