@@ -135,9 +135,7 @@ class Baton:
         self._declare()
         self.states = Customers(self.customers, s.state_cache)
         client = s.client_kwargs()
-        self.marks = {
-            name: Progress(self.progress, s.partitions, client) for name in ("ingest", "decide")
-        }
+        self.marks = {name: Progress(self.progress, client) for name in ("ingest", "decide")}
         self._topic_names: dict[int, str] = {}
 
     def _declare(self) -> None:

@@ -80,6 +80,6 @@ class Customers:
         if key in cache:
             del cache[key]  # move to the end: most recent
         elif len(cache) >= self.cache_size > 0:
-            del cache[next(iter(cache))]  # the least recently written or read
+            del cache[next(iter(cache))]  # the least recently written or decoded
         if self.cache_size > 0:
             cache[key] = (raw, state)

@@ -50,8 +50,8 @@ class Replayed:
 class Progress:
     """Next offset to process per (topic, partition), in a Faust table of bytes."""
 
-    def __init__(self, table: Any, partitions: int, client: dict[str, Any]) -> None:
-        self.table, self.partitions, self.client = table, partitions, client
+    def __init__(self, table: Any, client: dict[str, Any]) -> None:
+        self.table, self.client = table, client
         self._next: dict[tuple[str, int], int] = {}
         self._dirty: dict[tuple[str, int], int] = {}
         self._generation = -1

@@ -29,7 +29,7 @@ async def test_a_gap_is_found_and_read_again_exactly(kafka, prefix) -> None:
     await produce(kafka.bootstrap, msgs)
 
     table = Table()
-    p = Progress(table, 1, {"bootstrap_servers": kafka.bootstrap})
+    p = Progress(table, {"bootstrap_servers": kafka.bootstrap})
     assert p.gap(topic, 0, 0) is None, "no mark yet: nothing to compare"
     for offset in range(10):
         p.done(topic, 0, offset)
@@ -37,7 +37,7 @@ async def test_a_gap_is_found_and_read_again_exactly(kafka, prefix) -> None:
     assert records == [(0, f"{topic}:0".encode(), b"10")]
 
     # a new owner (fresh object, same table) sees offset 70 first: 10..69 were skipped
-    q = Progress(table, 1, {"bootstrap_servers": kafka.bootstrap})
+    q = Progress(table, {"bootstrap_servers": kafka.bootstrap})
     assert q.gap(topic, 0, 9) is None, "a redelivery is not a gap"
     assert q.gap(topic, 0, 10) is None
     assert q.gap(topic, 0, 70) == (10, 70)
