@@ -36,9 +36,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import logging
 import time
 import weakref
+from collections.abc import Sequence
 from typing import Any
 
 import faust
@@ -137,6 +139,8 @@ class Baton:
         client = s.client_kwargs()
         self.marks = {name: Progress(self.progress, client) for name in ("ingest", "decide")}
         self._topic_names: dict[int, str] = {}
+        self._writing = asyncio.Lock()
+        self._persists = s.store == "rocksdb"  # the memory store keeps no offsets
 
     def _declare(self) -> None:
         s, app = self.settings, self.app
@@ -190,28 +194,38 @@ class Baton:
 
     async def _batches(self, stream: faust.StreamT[bytes], one: Any, marks: Progress) -> None:
         """Take events in batches, handle each in order with ``one(event, outbox)`` (after
-        any range of the source found committed but never processed), then queue the
-        changelog (once per customer, once per source partition's mark) and send the
-        outbox. Faust acknowledges the batch's events after this returns to it."""
+        any range of the source found committed but never processed), then send the
+        outbox and the changelog (once per customer, once per source partition's mark).
+        Faust acknowledges the batch's events after this returns to it."""
         s, m = self.settings, self.metrics
         async for taken in stream.take_events(s.batch_max, s.batch_within_s):
             marks.reset_if(self.app.rebalancing_count)
             events = await self._with_gaps(taken, marks)
-            out: Outbox = []
-            for ev in events:
-                # the RocksDB store finds a key's partition from the current event. Only
-                # the context variable is set: the stream's own ``current_event`` is
-                # what take_events reads to fill the next batch
-                _current_event.set(weakref.ref(ev))
-                one(ev, out)
-                msg = ev.message
-                if self._tracked(msg.topic):
-                    marks.done(msg.topic, msg.partition, msg.offset)
-            m.batch_size.observe(len(events))
-            m.changelog_records.inc(self.states.flush())  # before any await: agents.customers
-            topic = self.progress.changelog_topic
-            out += [(topic, key, value, p) for p, key, value in marks.flush()]
-            await self._send(out)
+            # one writer of the customers table at a time, from the first read to the
+            # last record handed to the producer: the changelog then gets a customer's
+            # versions in the order the store did (agents.customers)
+            async with self._writing:
+                out: Outbox = []
+                for ev in events:
+                    # the RocksDB store finds a key's partition from the current event.
+                    # Only the context variable is set: the stream's own
+                    # ``current_event`` is what take_events reads to fill the next batch
+                    _current_event.set(weakref.ref(ev))
+                    one(ev, out)
+                    msg = ev.message
+                    if self._tracked(msg.topic):
+                        marks.done(msg.topic, msg.partition, msg.offset)
+                m.batch_size.observe(len(events))
+                records = self.states.flush()
+                m.changelog_records.inc(len(records))
+                out += self._changelog(self.customers, records)
+                out += self._changelog(self.progress, marks.flush())
+                await self._send(out)
+
+    @staticmethod
+    def _changelog(table: Any, records: Sequence[tuple[int, bytes, bytes | None]]) -> Outbox:
+        topic = table.changelog_topic
+        return [(topic, key, value, partition, table) for partition, key, value in records]
 
     async def _with_gaps(self, events: Any, marks: Progress) -> list[Any]:
         """The batch, with any range found missing before one of its messages read again
@@ -385,19 +399,39 @@ class Baton:
     async def _send(self, outbox: Outbox) -> None:
         """Hand the messages to the producer in order, without Faust's per-message
         wrapping; a failed delivery is logged and counted (the commit that follows
-        flushes the producer, so none is left behind unsent)."""
+        flushes the producer, so none is left behind unsent). Entries are (topic, key,
+        value), or with a partition, or for a table's changelog also the table: the
+        RocksDB store is then told the last offset its partition's changelog reached
+        (Faust's own changelog path does the same per record), so a restart replays
+        only the records after it."""
         send, names = self.app.producer.send, self._topic_names
-        for topic, key, value, *partition in outbox:
+        last: dict[tuple[int, int | None], tuple[Any, Any]] = {}
+        for topic, key, value, *where in outbox:
             name = names.get(id(topic))
             if name is None:
                 name = names[id(topic)] = topic.get_topic_name()
-            fut = await send(name, key, value, partition[0] if partition else None, None, None)
+            partition = where[0] if where else None
+            fut = await send(name, key, value, partition, None, None)
             fut.add_done_callback(self._delivered)  # type: ignore[attr-defined]
+            if len(where) > 1 and self._persists:
+                last[(id(where[1]), partition)] = (where[1], fut)
+        for table, fut in last.values():
+            fut.add_done_callback(functools.partial(self._persisted, table))
 
     def _delivered(self, fut: asyncio.Future[Any]) -> None:
         if not fut.cancelled() and fut.exception() is not None:
             self.metrics.send_errors.inc()
             log.error("send failed: %r", fut.exception())
+
+    @staticmethod
+    def _persisted(table: Any, fut: asyncio.Future[Any]) -> None:
+        if fut.cancelled() or fut.exception() is not None:
+            return
+        meta = fut.result()
+        try:
+            table.data.set_persisted_offset(meta.topic_partition, meta.offset)
+        except Exception:  # a partition moved away meanwhile: its next owner recovers
+            log.warning("could not record %s's changelog offset", table.name, exc_info=True)
 
     def _handle(
         self, key: bytes, partition: int, doc: dict[str, Any], event: Event | None = None

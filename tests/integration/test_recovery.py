@@ -15,7 +15,10 @@ from collections import Counter
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from rocksdict import AccessType, Rdict
 
+from agents.demo import stop_worker
 from agents.settings import Settings
 from pipeline.events import Event
 from pipeline.labels import label_event
@@ -121,3 +124,50 @@ async def test_killed_worker_state_is_recovered_exactly(
             assert [s[0] for s in sent] == [standing["decision_id"]]
         else:
             assert standing is None and sent == []
+
+
+async def test_rocksdb_store_records_how_far_the_changelog_reached(
+    kafka, prefix, start_worker, tmp_path
+) -> None:
+    """The agents send the changelog themselves (not through Faust's table path), so they
+    also tell the RocksDB store the last offset each partition's changelog reached, as
+    Faust does: a restart then replays only the records after it."""
+    now = time.time()
+    msgs = [
+        (
+            f"{prefix}events.clickstream",
+            f"o{i:03d}".encode(),
+            orjson.dumps(event_doc(f"o{i:03d}-{k}", "page_view", now - 60 + k, f"o{i:03d}", {})),
+        )
+        for i in range(200)
+        for k in range(5)
+    ]
+    await produce(kafka.bootstrap, msgs)
+    data = tmp_path / "rocks"
+    w = start_worker(BATON_STORE="rocksdb", BATON_DATA_DIR=str(data))
+    deadline = time.monotonic() + 120
+    while processed(w.web_port) < len(msgs) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert processed(w.web_port) == len(msgs)
+    await asyncio.sleep(2)  # the last deliveries are acknowledged
+    stop_worker(w.proc)  # SIGTERM: the stores close
+
+    changelog = f"{prefix}worker-customers-changelog"
+    c = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap)
+    await c.start()
+    try:
+        tps = [TopicPartition(changelog, p) for p in range(4)]
+        ends = await c.end_offsets(tps)
+    finally:
+        await c.stop()
+    dbs = sorted(data.rglob("customers-*.db"))
+    assert len(dbs) == 4, dbs
+    recorded = {}
+    for path in dbs:
+        db = Rdict(str(path), access_type=AccessType.read_only())
+        try:
+            raw = db.get(b"__faust\0offset__")
+        finally:
+            db.close()
+        recorded[int(path.name.removesuffix(".db").rsplit("-", 1)[1])] = int(raw) if raw else None
+    assert recorded == {tp.partition: ends[tp] - 1 for tp in tps}
