@@ -40,6 +40,8 @@ import yaml
 
 import schemas
 from pipeline.context import CONTEXT, SAMPLE
+from pipeline.features import FEATURES
+from pipeline.rules import Native, compile_native, schema
 
 __all__ = [
     "DEFAULT_PATH",
@@ -119,6 +121,9 @@ class ActionSpec:
     suppress_after_conversion_s: float
     hourly_limit: int | None
     payload: tuple[str, ...]
+    # the rules as native Python where they translate (pipeline.rules), else None
+    native_eligible: Native | None = None
+    native_value: Native | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +233,17 @@ class _Compiler:
     problems: list[Problem]
     sample: Mapping[str, Any]
 
+    def native(self, expr: str, program: Any) -> Native | None:
+        """The rule as native Python (``pipeline.rules``), if it translates and agrees
+        with CEL on the sample customer."""
+        types = schema(self.sample, {"f": dict.fromkeys(FEATURES, "double")})
+        fn = compile_native(expr, types)
+        try:
+            agrees = fn is not None and fn(self.sample) == program.execute(dict(self.sample))
+        except Exception:  # the translation fails where CEL did not: CEL alone
+            agrees = False
+        return fn if agrees else None
+
     def bad(self, path: list[str | int], reason: str) -> None:
         self.problems.append(Problem(self.source, _line(self.node, path), _field(path), reason))
 
@@ -304,6 +320,8 @@ def _action(
         ),
         hourly_limit=a.get("hourly_limit"),
         payload=tuple(a.get("payload", ())),
+        native_eligible=c.native(a["eligible"], rule),
+        native_value=c.native(a["value_expr"], vexpr) if vexpr is not None else None,
     )
 
 

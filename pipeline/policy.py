@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -279,11 +279,23 @@ def on_feedback(
 
 
 # -- the decision ------------------------------------------------------------------------------
-def _eligible(spec: ActionSpec, ctx: Any) -> str | None:
+def _run(program: Any, native: Any, ctx: Mapping[str, Any], in_cel: Callable[[], Any]) -> Any:
+    """A rule's result: its native translation (pipeline.rules) when it has one and that
+    does not raise, else CEL's (whose errors propagate)."""
+    if native is not None:
+        try:
+            return native(ctx)
+        except Exception:  # an error case: CEL's own rules for errors decide
+            pass
+    return program.execute(in_cel())
+
+
+def _eligible(spec: ActionSpec, ctx: Mapping[str, Any], in_cel: Callable[[], Any]) -> str | None:
     try:
-        return None if spec.eligible.execute(ctx) is True else "not_eligible"
+        ok = _run(spec.eligible, spec.native_eligible, ctx, in_cel)
     except Exception:  # a rule that errors on this customer (the runtime raises several types)
         return "rule_error"
+    return None if ok is True else "not_eligible"
 
 
 def _propensity(spec: ActionSpec, inp: Inputs) -> tuple[float, str]:
@@ -295,11 +307,11 @@ def _propensity(spec: ActionSpec, inp: Inputs) -> tuple[float, str]:
     return spec.prior, "prior"
 
 
-def _value(spec: ActionSpec, ctx: Any) -> float:
+def _value(spec: ActionSpec, ctx: Mapping[str, Any], in_cel: Callable[[], Any]) -> float:
     if spec.value_expr is None:
         return spec.value
     try:
-        return max(0.0, float(spec.value_expr.execute(ctx)))
+        return max(0.0, float(_run(spec.value_expr, spec.native_value, ctx, in_cel)))
     except Exception:  # fall back to the static value rather than drop the action
         return spec.value
 
@@ -311,12 +323,16 @@ def _volume_ok(spec: ActionSpec, inp: Inputs) -> bool:
 
 
 def _candidates(
-    state: CustomerState, now: float, ctx: Mapping[str, Any], compiled: Any, inp: Inputs
+    state: CustomerState,
+    now: float,
+    ctx: Mapping[str, Any],
+    in_cel: Callable[[], Any],
+    inp: Inputs,
 ) -> tuple[list[_Candidate], dict[str, str], dict[str, str], dict[str, dict[str, str]]]:
     pb, standing = inp.playbook, _live(state, now)
     cands, matched, dropped, refused = [], {}, {}, {}
     for spec in pb.actions:
-        why = _eligible(spec, compiled)
+        why = _eligible(spec, ctx, in_cel)
         if why is None:
             matched[spec.id] = spec.rule
             keep = standing is not None and standing.action == spec.id
@@ -329,7 +345,8 @@ def _candidates(
                 why = next(iter(refused[spec.id].values()))
             else:
                 p, source = _propensity(spec, inp)
-                cands.append(_Candidate(spec, channel, p, source, _value(spec, compiled)))
+                value = _value(spec, ctx, in_cel)
+                cands.append(_Candidate(spec, channel, p, source, value))
         if why is not None:
             dropped[spec.id] = why
     return cands, matched, dropped, {k: v for k, v in refused.items() if v}
@@ -369,6 +386,28 @@ def _payload(spec: ActionSpec, state: CustomerState, ctx: Mapping[str, Any]) -> 
     return out
 
 
+def _in_cel(ctx: Mapping[str, Any], pb: Playbook) -> Callable[[], Any]:
+    """The context as CEL values, built on first use: once per decision, not per rule,
+    with only the variables the rules read (the conversion is most of what CEL costs),
+    and not at all when every rule ran natively."""
+    built: list[Any] = []
+
+    def get() -> Any:
+        if not built:
+            reads = pb.reads.items()
+            built.append(
+                cel.Context(
+                    {
+                        k: ctx[k] if f is None else {x: ctx[k][x] for x in f if x in ctx[k]}
+                        for k, f in reads
+                    }
+                )
+            )
+        return built[0]
+
+    return get
+
+
 def decide(
     state: CustomerState, now: float, trigger: Trigger, event: Event | None, inp: Inputs
 ) -> Decision:
@@ -377,15 +416,7 @@ def decide(
     state, outcomes = _settle(state, now, event)
     ctx = rule_context(state, now, event, inp.scores, with_features="f" in pb.reads)
     ctx["params"] = pb.parameters
-    # converted to CEL values once per decision, not once per rule, and only the
-    # variables the playbook's rules read (the conversion is most of a decision's cost)
-    compiled = cel.Context(
-        {
-            k: ctx[k] if fields is None else {f: ctx[k][f] for f in fields if f in ctx[k]}
-            for k, fields in pb.reads.items()
-        }
-    )
-    cands, matched, dropped, refused = _candidates(state, now, ctx, compiled, inp)
+    cands, matched, dropped, refused = _candidates(state, now, ctx, _in_cel(ctx, pb), inp)
     if not cands:
         return Decision(state, None, tuple(outcomes))
     basis = trigger.event_id if trigger.event_id is not None else repr(now)
