@@ -18,7 +18,7 @@ state gathered while anonymous into the known customer with ``merge``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.events import Event
@@ -32,6 +32,7 @@ from pipeline.state import (
     Service,
     StateConfig,
 )
+from pipeline.values import evolve
 
 __all__ = ["Resolved", "merge", "resolve"]
 
@@ -54,7 +55,7 @@ def resolve(event: Event, link: str | None) -> Resolved:
     if cid is None:
         if link is None:
             return Resolved(event.anonymous_id or "", event)
-        return Resolved(link, replace(event, customer_id=link))
+        return Resolved(link, evolve(event, customer_id=link))
     if link is None:
         return Resolved(cid, event, new_link=cid)
     if link != cid:
@@ -79,9 +80,9 @@ def merge(
     if anon_id in known.merged_from:
         return known
     if anon is None:
-        return replace(known, merged_from=(*known.merged_from, anon_id))
+        return evolve(known, merged_from=(*known.merged_from, anon_id))
     late, early = (known, anon) if known.last_seen >= anon.last_seen else (anon, known)
-    return replace(
+    return evolve(
         known,
         first_seen=min(known.first_seen, anon.first_seen),
         last_seen=late.last_seen,

@@ -26,12 +26,13 @@ is known, then become training examples for the intent models.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from pipeline.events import Event
 from pipeline.features import features
 from pipeline.state import CustomerState, Point
+from pipeline.values import evolve
 
 __all__ = ["Example", "LabelConfig", "label_due", "label_event", "label_timeout"]
 
@@ -91,7 +92,7 @@ def label_event(
     elif after.session is not None and not after.session.purchased:
         point = (event.event_time, features(after, event.event_time))
         pending = (*pending, point)[-cfg.pending_points :]
-    labelled, more = _horizons(before, replace(after, pending=pending), event, old, cfg)
+    labelled, more = _horizons(before, evolve(after, pending=pending), event, old, cfg)
     return labelled, out + more
 
 
@@ -119,7 +120,7 @@ def _horizons(
         point = (t, features(after, t))
         support = (*support, point)[-cfg.horizon_points :]
         churn = (*churn, point)[-cfg.horizon_points :]
-    return replace(after, support_points=support, churn_points=churn), out
+    return evolve(after, support_points=support, churn_points=churn), out
 
 
 def _session_due(state: CustomerState, cfg: LabelConfig) -> float | None:
@@ -151,14 +152,14 @@ def label_timeout(
     due = _session_due(state, cfg)
     if due is not None and now > due:
         out += _examples(state, state.pending, False, now)
-        state = replace(state, pending=())
+        state = evolve(state, pending=())
     support_over = tuple(p for p in state.support_points if now > p[0] + cfg.support_horizon_s)
     churn_over = tuple(p for p in state.churn_points if now > p[0] + cfg.churn_horizon_s)
     if not (support_over or churn_over):
         return state, out
     out += _examples(state, support_over, False, now, "support")
     out += _examples(state, churn_over, True, now, "churn")
-    return replace(
+    return evolve(
         state,
         support_points=tuple(p for p in state.support_points if p not in support_over),
         churn_points=tuple(p for p in state.churn_points if p not in churn_over),

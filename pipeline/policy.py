@@ -43,7 +43,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import cel
@@ -54,6 +54,7 @@ from pipeline.events import Event, format_time
 from pipeline.playbook import ActionSpec, Playbook
 from pipeline.response import ResponseModels
 from pipeline.state import CustomerState, LastAction
+from pipeline.values import evolve
 
 __all__ = [
     "Action",
@@ -219,8 +220,8 @@ def _convert(
         return state, []
     c = state.contacts
     if la.group == "treatment":
-        c = replace(c, converted={**c.converted, la.action: now})
-    state = replace(state, last_action=replace(la, converted=True), contacts=c)
+        c = evolve(c, converted={**c.converted, la.action: now})
+    state = evolve(state, last_action=evolve(la, converted=True), contacts=c)
     return state, [Outcome("conversion", la.action, la.journey, la.group)]
 
 
@@ -237,8 +238,8 @@ def _unanswered(
 
 def _respond(state: CustomerState, decision: str, response: str) -> CustomerState:
     c = state.contacts
-    sent = tuple(replace(s, response=response) if s.decision_id == decision else s for s in c.sent)
-    return replace(state, contacts=replace(c, sent=sent))
+    sent = tuple(evolve(s, response=response) if s.decision_id == decision else s for s in c.sent)
+    return evolve(state, contacts=evolve(c, sent=sent))
 
 
 def on_feedback(
@@ -255,8 +256,8 @@ def on_feedback(
     standing = la if la is not None and la.decision_id == decision else None
     if kind == "impression":
         c = state.contacts
-        shown = tuple(replace(s, shown=True) if s.decision_id == decision else s for s in c.sent)
-        return replace(state, contacts=replace(c, sent=shown)), [
+        shown = tuple(evolve(s, shown=True) if s.decision_id == decision else s for s in c.sent)
+        return evolve(state, contacts=evolve(c, sent=shown)), [
             Outcome("exposure", sent.action, journey)
         ]
     first = sent.response is None
@@ -267,10 +268,10 @@ def on_feedback(
         out.append(Outcome("acceptance", sent.action, journey))
     elif kind == "dismiss":
         c = state.contacts
-        state = replace(state, contacts=replace(c, dismissed={**c.dismissed, sent.action: at}))
+        state = evolve(state, contacts=evolve(c, dismissed={**c.dismissed, sent.action: at}))
         if standing is not None:  # the channel took it down: decide afresh on the next event
-            state = replace(
-                state, last_action=replace(standing, expires_at=min(standing.expires_at, at))
+            state = evolve(
+                state, last_action=evolve(standing, expires_at=min(standing.expires_at, at))
             )
     elif kind == "convert" and standing is not None:
         state, conv = _convert(state, standing, at)
@@ -469,6 +470,6 @@ def decide(
     contacts = state.contacts
     if not control:
         contacts = contacts.sent_one(action.decision_id, spec.id, chosen.channel, now)
-    state = replace(state, last_action=la, contacts=contacts)
+    state = evolve(state, last_action=la, contacts=contacts)
     outcomes.append(Outcome("decision", spec.id, spec.journey, group))
     return Decision(state, action, tuple(outcomes))

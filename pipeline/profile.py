@@ -22,11 +22,12 @@ import hmac
 import re
 import zoneinfo
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
 from pipeline.events import Event
+from pipeline.values import evolve
 
 __all__ = ["CHANNELS", "Profile", "keyed_hash", "merge_profiles", "next_profile"]
 
@@ -89,7 +90,7 @@ def next_profile(p: Profile, event: Event, key: bytes) -> Profile:
     if isinstance(props.get("attributes"), Mapping):
         merged = {**p.attributes, **props["attributes"]}
         changes["attributes"] = dict(list(merged.items())[:_MAX_ATTRIBUTES])
-    return replace(p, **changes) if changes else p
+    return evolve(p, **changes) if changes else p
 
 
 def _consent(p: Profile, props: Mapping[str, Any], t: float) -> Profile:
@@ -98,7 +99,7 @@ def _consent(p: Profile, props: Mapping[str, Any], t: float) -> Profile:
         return p
     if t < p.consent_at.get(channel, float("-inf")):
         return p  # an older change arriving late does not undo a newer one
-    return replace(
+    return evolve(
         p, consent={**p.consent, channel: granted}, consent_at={**p.consent_at, channel: t}
     )
 

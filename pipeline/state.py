@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.events import Event
 from pipeline.profile import Profile, next_profile
+from pipeline.values import evolve
 
 __all__ = [
     "Applied",
@@ -161,7 +162,7 @@ class Contacts:
     def sent_one(self, decision_id: str, action: str, channel: str, at: float) -> Contacts:
         """Record a send; sends older than a week (or beyond 64) are forgotten."""
         keep = tuple(s for s in self.sent if at - s.at < _WEEK)
-        return replace(self, sent=(*keep, Sent(decision_id, action, channel, at))[-_KEEP:])
+        return evolve(self, sent=(*keep, Sent(decision_id, action, channel, at))[-_KEEP:])
 
     def count(
         self, now: float, window: float, action: str | None = None, channel: str | None = None
@@ -296,12 +297,14 @@ class Applied:
     duplicate: bool = False
 
 
-def _points_out(points: tuple[Point, ...]) -> list[list[Any]]:
-    return [[t, dict(x)] for t, x in points]
+def _points_out(points: tuple[Point, ...]) -> tuple[Point, ...]:
+    # as they are: orjson writes a tuple as an array, and a state's feature dicts are
+    # never changed after they are made (no copy: they are most of a state's bytes)
+    return points
 
 
 def _points_in(raw: Any) -> tuple[Point, ...]:
-    return tuple((float(t), dict(x)) for t, x in raw or ())
+    return tuple((float(t), x) for t, x in raw or ())  # x: a dict fresh from JSON
 
 
 def _as_dict(obj: Any) -> dict[str, Any] | None:
@@ -322,7 +325,7 @@ def apply(state: CustomerState | None, event: Event, cfg: StateConfig) -> Applie
     last_at = dict(state.last_at)
     last_at[event.event_type] = max(last_at.get(event.event_type, 0.0), event.event_time)
     return Applied(
-        replace(
+        evolve(
             state,
             last_at=last_at,
             profile=next_profile(state.profile, event, cfg.pii_key),
@@ -349,13 +352,13 @@ def _next_sessions(state: CustomerState, event: Event, cfg: StateConfig) -> dict
         fresh = _seen(Session(_session_id(event.key, t), t, t, 0), event, cfg)
         return {"session": fresh, "previous_sessions": ended or state.previous_sessions}
     # A late event inside the session counts but does not move its clock back.
-    return {"session": _seen(replace(s, last_event_at=max(s.last_event_at, t)), event, cfg)}
+    return {"session": _seen(evolve(s, last_event_at=max(s.last_event_at, t)), event, cfg)}
 
 
 def _seen(s: Session, event: Event, cfg: StateConfig) -> Session:
     """Count one event into the session and remember what it touched (most recent last)."""
     props, n = event.properties, cfg.session_recent
-    return replace(
+    return evolve(
         s,
         events=s.events + 1,
         pages=s.pages + (event.event_type == "page_view"),
@@ -390,7 +393,7 @@ def _next_cart(cart: Cart, event: Event) -> Cart:
         items[pid] = CartItem(pid, qty + (old.quantity if old else 0), price)
     elif old is not None:
         left = old.quantity - qty
-        items[pid] = replace(old, quantity=left)
+        items[pid] = evolve(old, quantity=left)
         if left <= 0:
             del items[pid]
     return Cart(tuple(sorted(items.values(), key=lambda i: i.product_id)), t)
@@ -403,17 +406,17 @@ def _next_service(sv: Service, event: Event) -> Service:
     kind, t, props = event.event_type, event.event_time, event.properties
     if kind in _CONTACTS:
         opened = 1 if kind == "ticket_opened" else 0
-        return replace(
+        return evolve(
             sv, open_tickets=sv.open_tickets + opened, last_contact_at=max(sv.last_contact_at, t)
         )
     if kind == "ticket_resolved":
-        return replace(sv, open_tickets=max(0, sv.open_tickets - 1))
+        return evolve(sv, open_tickets=max(0, sv.open_tickets - 1))
     if kind == "outage_notice":
-        return replace(sv, last_outage_at=max(sv.last_outage_at, t))
+        return evolve(sv, last_outage_at=max(sv.last_outage_at, t))
     if kind == "delivery_update" and props.get("status") in ("failed", "delayed", "lost"):
-        return replace(sv, last_delivery_problem_at=max(sv.last_delivery_problem_at, t))
+        return evolve(sv, last_delivery_problem_at=max(sv.last_delivery_problem_at, t))
     if kind == "survey_response":
-        return replace(
+        return evolve(
             sv, last_nps=props.get("nps", sv.last_nps), last_csat=props.get("csat", sv.last_csat)
         )
     return sv

@@ -164,3 +164,28 @@ def test_session_remembers_what_it_touched_and_keeps_previous_sessions() -> None
     assert [p.started_at for p in s.previous_sessions] == [200, 400]
     assert s.session is not None and s.session.started_at == 600
     assert CustomerState.from_dict(s.to_dict()) == s
+
+
+def test_evolve_is_replace_for_every_value_class() -> None:
+    """``pipeline.values.evolve`` (the core's fast copy) gives what ``dataclasses.replace``
+    gives, field for field, for the state and every class nested in it."""
+    from dataclasses import fields, replace
+
+    from pipeline.state import Cart, Contacts, Lifetime, Service, Session
+    from pipeline.values import evolve
+
+    samples = [
+        CustomerState("c", 1.0, 2.0, counts={"page_view": 3}, anonymous=True),
+        Session("s", 1.0, 2.0, 3),
+        Cart(),
+        Service(),
+        Lifetime(),
+        Contacts(),
+    ]
+    for obj in samples:
+        for f in fields(obj):  # type: ignore[arg-type]
+            marker = object()
+            got, want = evolve(obj, **{f.name: marker}), replace(obj, **{f.name: marker})  # type: ignore[type-var]
+            assert type(got) is type(want)
+            assert all(getattr(got, g.name) is getattr(want, g.name) for g in fields(obj))  # type: ignore[arg-type]
+        assert evolve(obj) == obj and evolve(obj) is not obj
