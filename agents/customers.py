@@ -23,6 +23,7 @@ customer's versions in the order the store did.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 import orjson
@@ -38,7 +39,9 @@ class Customers:
     def __init__(self, table: Any, cache_size: int) -> None:
         self.table = table
         self.cache_size = cache_size
-        self._cache: dict[bytes, tuple[bytes, CustomerState]] = {}
+        # an OrderedDict: evicting the oldest of a plain dict (``next(iter(d))``) walks
+        # the slots its earlier deletions left at the front, ~1 µs per event here
+        self._cache: OrderedDict[bytes, tuple[bytes, CustomerState]] = OrderedDict()
         self._dirty: dict[bytes, tuple[int, bytes | None]] = {}
         self.hits = self.misses = 0
 
@@ -78,9 +81,10 @@ class Customers:
 
     def _remember(self, key: bytes, raw: bytes, state: CustomerState) -> None:
         cache = self._cache
+        if self.cache_size <= 0:
+            return
         if key in cache:
-            del cache[key]  # move to the end: most recent
-        elif len(cache) >= self.cache_size > 0:
-            del cache[next(iter(cache))]  # the least recently written or decoded
-        if self.cache_size > 0:
-            cache[key] = (raw, state)
+            cache.move_to_end(key)  # most recent
+        elif len(cache) >= self.cache_size:
+            cache.popitem(last=False)  # the least recently written or decoded
+        cache[key] = (raw, state)
