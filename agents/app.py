@@ -49,6 +49,7 @@ from aiokafka.partitioner import murmur2
 from faust.streams import _current_event
 from prometheus_client import CollectorRegistry
 
+from agents import drain
 from agents.customers import Customers
 from agents.journeys import Journeys
 from agents.learning import Learners
@@ -101,6 +102,7 @@ class Baton:
             log.warning("BATON_PII_HASH_KEY is not set: e-mail/phone hashes use the default key")
         if s.model_signing_key.get_secret_value() == "baton-development-model-key":
             log.warning("BATON_MODEL_SIGNING_KEY is not set: model snapshots use the default key")
+        drain.install()  # one race per fetch, not per message (agents.drain)
         self.models = ModelRegistry(s, self.metrics)
         self.playbooks = PlaybookRegistry(s, self.metrics)
         self._share = (-1, 1.0)
