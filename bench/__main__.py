@@ -91,6 +91,15 @@ def summary(
             f"{t['baton_events_per_s']:,} events/s ({t['baton_vs_faust_floor']} x the Faust floor)",
         ),
     ]
+    if "baton_cpu_us_per_event" in t:
+        rows.append(
+            (
+                "CPU per event: aiokafka loop / Faust floor / Baton",
+                f"{t['baseline_aiokafka_cpu_us_per_event']} / {t['faust_floor_cpu_us_per_event']}"
+                f" / {t['baton_cpu_us_per_event']} µs (Baton {t['baton_vs_faust_floor_cpu']} x"
+                " the floor's events per CPU second)",
+            )
+        )
     if "baton_2_workers_events_per_s" in t:
         rows.append(
             (

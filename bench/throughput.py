@@ -68,8 +68,9 @@ async def produce_all(bootstrap: str, msgs: list[tuple[str, bytes, bytes]]) -> N
         await p.stop()
 
 
-async def baseline(bootstrap: str, topic_in: str, topic_out: str, n: int) -> float:
-    """Plain aiokafka: consume, decode, update a dict, produce one message per event."""
+async def baseline(bootstrap: str, topic_in: str, topic_out: str, n: int) -> tuple[float, float]:
+    """Plain aiokafka: consume, decode, update a dict, produce one message per event.
+    Returns events/s and CPU µs per event (this process)."""
     c = AIOKafkaConsumer(
         topic_in,
         bootstrap_servers=bootstrap,
@@ -82,7 +83,7 @@ async def baseline(bootstrap: str, topic_in: str, topic_out: str, n: int) -> flo
     await c.start()
     await p.start()
     state: dict[bytes, int] = {}
-    seen, t0 = 0, 0.0
+    seen, t0, c0 = 0, 0.0, time.process_time()
     deadline = time.monotonic() + 600
     try:
         while seen < n and time.monotonic() < deadline:
@@ -100,10 +101,16 @@ async def baseline(bootstrap: str, topic_in: str, topic_out: str, n: int) -> flo
                     )
                 seen += len(msgs)
         await p.flush()
-        return seen / (time.perf_counter() - t0)
+        return seen / (time.perf_counter() - t0), (time.process_time() - c0) / seen * 1e6
     finally:
         await c.stop()
         await p.stop()
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> float:
@@ -229,8 +236,11 @@ async def preload(s: Settings, events: list[tuple[int, str]], now: float) -> Non
     )
 
 
-async def faust_floor(s: Settings, events: list[tuple[int, str]], workdir: Path) -> float:
-    """The minimal Faust agent (bench/faust_floor.py) over the same events."""
+async def faust_floor(
+    s: Settings, events: list[tuple[int, str]], workdir: Path
+) -> tuple[float, float]:
+    """The minimal Faust agent (bench/faust_floor.py) over the same events: events/s
+    and the agent's CPU µs per event."""
     topic_in, topic_out = s.topic("floor.in"), s.topic("floor.out")
     await produce_all(
         s.kafka_bootstrap,
@@ -248,17 +258,19 @@ async def faust_floor(s: Settings, events: list[tuple[int, str]], workdir: Path)
         )
     try:
         await asyncio.to_thread(wait_healthy, port, proc)
-        ready = time.perf_counter()
-        return await processed_rate([port], "floor_processed_total", len(events), ready)
+        ready, c0 = time.perf_counter(), cpu_s(proc.pid)
+        eps = await processed_rate([port], "floor_processed_total", len(events), ready)
+        return eps, (cpu_s(proc.pid) - c0) / len(events) * 1e6
     finally:
         stop_worker(proc)
 
 
 async def baton_workers(
     s: Settings, events: list[tuple[int, str]], workers: int, workdir: Path
-) -> tuple[float, list[subprocess.Popen[bytes]], float]:
+) -> tuple[float, list[subprocess.Popen[bytes]], float, float]:
     """Baton worker(s) in one group over pre-loaded events; returns events/s, the
-    still-running workers (the caller stops them) and state changelog records per event."""
+    still-running workers (the caller stops them), state changelog records per event and
+    the workers' CPU µs per event."""
     await preload(s, events, time.time())
     ports = [free_port() for _ in range(workers)]
     procs = [
@@ -271,16 +283,18 @@ async def baton_workers(
     try:
         for port, proc in zip(ports, procs, strict=True):
             await asyncio.to_thread(wait_healthy, port, proc)
+        c0 = sum(cpu_s(p.pid) for p in procs)
         eps = await processed_rate(
             ports, "baton_events_processed_total", len(events), time.perf_counter()
         )
+        cpu_us = (sum(cpu_s(p.pid) for p in procs) - c0) / len(events) * 1e6
         metrics = [await asyncio.to_thread(scrape, port) for port in ports]
     except BaseException:
         for proc in procs:
             stop_worker(proc)
         raise
     records = sum(sum(m.get("baton_changelog_records_total", {}).values()) for m in metrics)
-    return eps, procs, records / len(events)
+    return eps, procs, records / len(events), cpu_us
 
 
 def settings(bootstrap: str, partitions: int) -> Settings:
@@ -307,12 +321,12 @@ async def run(args: argparse.Namespace, bootstrap: str, workdir: Path) -> dict[s
     await produce_all(
         bootstrap, [(base_in, c.encode(), event(i, "page_view", time.time(), c)) for i, c in events]
     )
-    base = await baseline(bootstrap, base_in, base_out, n)
-    floor = await faust_floor(s, events, workdir)
+    base, base_cpu = await baseline(bootstrap, base_in, base_out, n)
+    floor, floor_cpu = await faust_floor(s, events, workdir)
 
     # 2. one Baton worker on the same events, pre-loaded, drained from the start; then
     #    the latency at 50 % and 80 % of the rate it reached
-    eps, procs, per_event = await baton_workers(s, events, 1, workdir)
+    eps, procs, per_event, cpu_us = await baton_workers(s, events, 1, workdir)
     try:
         rss_full = rss_mb(procs[0].pid)
         lat_runs = {}
@@ -330,6 +344,11 @@ async def run(args: argparse.Namespace, bootstrap: str, workdir: Path) -> dict[s
         "baton_vs_aiokafka": round(eps / base, 3),
         "baton_vs_faust_floor": round(eps / floor, 3),
         "baton_changelog_records_per_event": round(per_event, 3),
+        # CPU per event: steadier than events/s when the broker shares the cores
+        "baseline_aiokafka_cpu_us_per_event": round(base_cpu, 1),
+        "faust_floor_cpu_us_per_event": round(floor_cpu, 1),
+        "baton_cpu_us_per_event": round(cpu_us, 1),
+        "baton_vs_faust_floor_cpu": round(floor_cpu / cpu_us, 3) if cpu_us else None,
     }
     for share, (lat, achieved) in lat_runs.items():
         tag = f"at_{round(share * 100)}pct"
@@ -345,7 +364,7 @@ async def run(args: argparse.Namespace, bootstrap: str, workdir: Path) -> dict[s
     # 3. scaling: two workers in one group over the same number of events and partitions
     if args.scaling:
         s2 = settings(bootstrap, args.partitions)
-        eps2, procs2, _ = await baton_workers(s2, events, 2, workdir)
+        eps2, procs2, _, _ = await baton_workers(s2, events, 2, workdir)
         for proc in procs2:
             stop_worker(proc)
         out |= {"baton_2_workers_events_per_s": round(eps2), "scaling_2_vs_1": round(eps2 / eps, 3)}

@@ -35,6 +35,7 @@ def test_every_bench_runs_in_one_command(kafka, tmp_path: Path) -> None:
         assert r[f"latency_{tag}_samples"] > 0, r
         assert 0 < r[f"latency_{tag}_p50_ms"] <= r[f"latency_{tag}_p99_ms"]
     assert r["worker_rss_mb_after"] > 0
+    assert r["faust_floor_cpu_us_per_event"] >= 0 and r["baton_cpu_us_per_event"] >= 0
 
     rows = {r["store"]: r for r in json.loads((out / "memory.json").read_text())}
     assert set(rows) == {"memory", "rocksdb"}
@@ -50,3 +51,4 @@ def test_every_bench_runs_in_one_command(kafka, tmp_path: Path) -> None:
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
     table = (out / "summary.md").read_text()
     assert "minimal Faust agent" in table and "share of the oracle" in table
+    assert "CPU per event" in table
