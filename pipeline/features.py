@@ -14,11 +14,12 @@ its meaning and unit, and a contract test keeps the two in step.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from typing import Final
 
 from pipeline.state import CustomerState
 
-__all__ = ["FEATURES", "features"]
+__all__ = ["FEATURES", "features", "named", "row"]
 
 DAY, MINUTE = 86400.0, 60.0
 CAP_DAYS: Final = 365.0
@@ -50,6 +51,30 @@ FEATURES: Final[dict[str, str]] = {
     "nps": "last Net Promoter answer, if any (0-10)",
     "top_affinity": "strongest category affinity (decayed score)",
 }
+
+
+# Prediction points waiting in a state keep their features as a row in this order, so
+# the order is part of the stored state: append new features, never reorder or remove
+# (a contract test holds the order).
+NAMES: Final = tuple(FEATURES)
+
+
+def row(f: Mapping[str, float]) -> tuple[float | None, ...]:
+    """The features as a row in ``FEATURES`` order, None where absent.
+
+    >>> named(row({"has_cart": 1.0, "nps": 9.0})) == {"has_cart": 1.0, "nps": 9.0}
+    True
+    """
+    return tuple([f.get(n) for n in NAMES])
+
+
+def named(x: Sequence[float | None] | Mapping[str, float]) -> dict[str, float]:
+    """Named features from a row (or a copy of named ones: points stored before rows).
+    A row shorter than ``FEATURES`` (written before a feature was appended) has those
+    features absent."""
+    if isinstance(x, Mapping):
+        return dict(x)
+    return {n: v for n, v in zip(NAMES, x, strict=False) if v is not None}
 
 
 def _days(now: float, then: float) -> float:

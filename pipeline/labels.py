@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.events import Event
-from pipeline.features import features
+from pipeline.features import features, named, row
 from pipeline.state import CustomerState, Point
 from pipeline.values import evolve
 
@@ -73,7 +73,7 @@ class Example:
 def _examples(
     state: CustomerState, points: tuple[Point, ...], y: bool, t: float, intent: str = "purchase"
 ) -> list[Example]:
-    return [Example(intent, state.customer_id, dict(x), y, pt, t) for pt, x in points]
+    return [Example(intent, state.customer_id, named(x), y, pt, t) for pt, x in points]
 
 
 def label_event(
@@ -90,7 +90,7 @@ def label_event(
         out += _examples(after, pending, True, event.event_time)
         pending = ()
     elif after.session is not None and not after.session.purchased:
-        point = (event.event_time, features(after, event.event_time))
+        point = (event.event_time, row(features(after, event.event_time)))
         pending = (*pending, point)[-cfg.pending_points :]
     labelled, more = _horizons(before, evolve(after, pending=pending), event, old, cfg)
     return labelled, out + more
@@ -117,7 +117,7 @@ def _horizons(
         out += _examples(after, came_back, False, t, "churn")
         churn = tuple(p for p in churn if p not in came_back)
     if new_session:
-        point = (t, features(after, t))
+        point = (t, row(features(after, t)))
         support = (*support, point)[-cfg.horizon_points :]
         churn = (*churn, point)[-cfg.horizon_points :]
     return evolve(after, support_points=support, churn_points=churn), out

@@ -18,7 +18,7 @@ nothing and are reported, so at-least-once delivery is safe (STYLE 9).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -198,8 +198,10 @@ class Contacts:
         )
 
 
-# A prediction point waiting for its label: (time, features at that time).
-Point = tuple[float, Mapping[str, float]]
+# A prediction point waiting for its label: (time, features at that time). The features
+# are a row in ``pipeline.features.FEATURES`` order (None where absent: a third of the
+# JSON and half the memory of named ones), or named (points written before rows).
+Point = tuple[float, Sequence[float | None] | Mapping[str, float]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,7 +306,9 @@ def _points_out(points: tuple[Point, ...]) -> tuple[Point, ...]:
 
 
 def _points_in(raw: Any) -> tuple[Point, ...]:
-    return tuple((float(t), x) for t, x in raw or ())  # x: a dict fresh from JSON
+    # a row comes back from JSON as a list: a tuple again, as it was made; named
+    # features (points stored before rows) are a dict fresh from JSON, not copied
+    return tuple((float(t), tuple(x) if isinstance(x, list) else x) for t, x in raw or ())
 
 
 def _as_dict(obj: Any) -> dict[str, Any] | None:

@@ -116,3 +116,40 @@ def test_features_are_documented_and_complete() -> None:
     assert all(isinstance(v, float) for v in f.values())
     sparse = features(apply(None, Event("x", "page_view", t, "c2", None, {}), cfg).state, t)
     assert set(sparse) <= set(FEATURES)
+
+
+# the order prediction points store their feature rows in (pipeline.features.NAMES): a
+# state written today must read the same tomorrow, so features are only ever appended
+STORED_ORDER = [
+    "session_events",
+    "session_pages",
+    "session_minutes",
+    "session_products",
+    "session_categories",
+    "session_searches",
+    "has_cart",
+    "cart_items",
+    "cart_value",
+    "cart_idle_min",
+    "log_views",
+    "log_carts",
+    "log_searches",
+    "lifetime_orders",
+    "log_lifetime_value",
+    "days_since_first_seen",
+    "days_since_last_order",
+    "previous_sessions",
+    "previous_sessions_bought",
+    "open_tickets",
+    "days_since_contact",
+    "days_since_outage",
+    "delivery_problem_7d",
+    "nps",
+    "top_affinity",
+]
+
+
+def test_feature_rows_keep_their_order() -> None:
+    from pipeline.features import NAMES
+
+    assert list(NAMES[: len(STORED_ORDER)]) == STORED_ORDER, "append features, never reorder"

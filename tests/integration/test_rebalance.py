@@ -43,21 +43,7 @@ async def test_state_stays_exact_while_partitions_move(kafka, prefix, start_work
         await produce(kafka.bootstrap, msgs)
 
     async def state_is(events_each: int) -> None:
-        def complete(records: list) -> bool:
-            latest = latest_by_key(records)
-            return all(
-                (v := latest.get(f"m{i:03d}".encode())) is not None
-                and sum(orjson.loads(v)["counts"].values()) == events_each
-                for i in range(CUSTOMERS)
-            )
-
-        records = await read_until(kafka.bootstrap, [changelog], complete, timeout=180, grace=2)
-        counts = {
-            k.decode(): sum(orjson.loads(v)["counts"].values())
-            for k, v in latest_by_key(records).items()
-            if v is not None
-        }
-        assert counts == {f"m{i:03d}": events_each for i in range(CUSTOMERS)}
+        records = await exact_state(kafka.bootstrap, changelog, "m", events_each, timeout=180)
         # each record on its customer's partition, where the partition's next owner reads it
         wrong = [r.key for r in records if r.partition != (murmur2(r.key) & 0x7FFFFFFF) % 4]
         assert not wrong, f"changelog records on another partition: {wrong[:5]}"
@@ -111,20 +97,28 @@ async def test_two_workers_starting_together_leave_no_partition_behind(
         asyncio.to_thread(start_worker, BATON_SESSION_TIMEOUT_S="10"),
     )
 
+    await exact_state(kafka.bootstrap, changelog, "s", each, timeout=120)
+    done = (processed(a.web_port), processed(b.web_port))
+    assert sum(done) >= len(msgs) and min(done) > 0, done
+
+
+async def exact_state(bootstrap: str, changelog: str, tag: str, each: int, timeout: float) -> list:
+    """Read the changelog until every customer ``{tag}000``.. has ``each`` events, then
+    check that the latest states say exactly that; returns the records read."""
+
     def complete(records: list) -> bool:
         latest = latest_by_key(records)
         return all(
-            (v := latest.get(f"s{i:03d}".encode())) is not None
+            (v := latest.get(f"{tag}{i:03d}".encode())) is not None
             and sum(orjson.loads(v)["counts"].values()) == each
             for i in range(CUSTOMERS)
         )
 
-    records = await read_until(kafka.bootstrap, [changelog], complete, timeout=120, grace=1)
+    records = await read_until(bootstrap, [changelog], complete, timeout=timeout, grace=1)
     counts = {
         k.decode(): sum(orjson.loads(v)["counts"].values())
         for k, v in latest_by_key(records).items()
         if v is not None
     }
-    assert counts == {f"s{i:03d}": each for i in range(CUSTOMERS)}
-    done = (processed(a.web_port), processed(b.web_port))
-    assert sum(done) >= len(msgs) and min(done) > 0, done
+    assert counts == {f"{tag}{i:03d}": each for i in range(CUSTOMERS)}
+    return records

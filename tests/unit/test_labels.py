@@ -87,3 +87,29 @@ def test_support_and_churn_horizons() -> None:
         ("support", False),
     ]
     assert later.support_points == later.churn_points == () and label_due(later, cfg) is None
+
+
+def test_points_are_stored_as_rows_and_older_named_points_still_label() -> None:
+    """Prediction points keep their features as a row (FEATURES order); a state stored
+    before rows (named features) loads, and its points become the same examples."""
+    import orjson
+
+    from pipeline.features import named
+
+    cfg, s = LabelConfig(), None
+    for i, kind in enumerate(["product_view", "product_view", "add_to_cart"]):
+        ev = Event(str(i), kind, 10.0 * i, "c1", None, {"product_id": "p", "price": 5.0})
+        after = apply(s, ev, StateConfig()).state
+        s, _ = label_event(s, after, ev, cfg)
+    assert s is not None and len(s.pending) == 3
+    raw = orjson.dumps(s.to_dict())
+    assert CustomerState.from_dict(orjson.loads(raw)) == s, "rows survive the round trip"
+    old = orjson.loads(raw)
+    old["pending"] = [[t, named(x)] for t, x in old["pending"]]  # as stored before rows
+    assert len(orjson.dumps(old)) > len(raw)
+    buy = Event("9", "purchase", 40.0, "c1", None, {"order_value": 5.0})
+    for stored in (raw, orjson.dumps(old)):
+        before = CustomerState.from_dict(orjson.loads(stored))
+        _, ex = label_event(before, apply(before, buy, StateConfig()).state, buy, cfg)
+        assert [e.x for e in ex] == [named(x) for _, x in s.pending]
+        assert all(e.y and "session_events" in e.x for e in ex)
