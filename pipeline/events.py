@@ -254,8 +254,10 @@ class Decoder:
             return _why_not_json(raw, exc)
         if not isinstance(doc, dict):
             return Rejected("not_an_object", f"top level is {type(doc).__name__}")
-        if _depth(doc, self._cfg.max_depth) > self._cfg.max_depth:
-            return Rejected("too_deep", f"nesting deeper than {self._cfg.max_depth} levels")
+        limit = self._cfg.max_depth
+        # walked only when it could be too deep: every level opens a bracket
+        if raw.count(b"{") + raw.count(b"[") > limit and _depth(doc, limit) > limit:
+            return Rejected("too_deep", f"nesting deeper than {limit} levels")
         return doc
 
     def _check(self, doc: dict[str, Any], now: float) -> Event | Rejected:
@@ -270,8 +272,8 @@ class Decoder:
         if not isinstance(doc.get("event_time"), str) or parse_time(doc["event_time"]) is None:
             text = repr(doc.get("event_time"))[:60]
             return Rejected("bad_timestamp", f"event_time {text} is not RFC 3339 with a zone", eid)
-        error = next(self._validator.iter_errors(doc), None)
-        if error is not None:
+        if not self._validator.is_valid(doc):  # the first error only for the reason
+            error = next(self._validator.iter_errors(doc))
             where = "/".join(str(p) for p in error.instance_path) or "(root)"
             return Rejected("schema_violation", f"{where}: {error.message}"[:_MAX_DETAIL], eid)
         return self._timed(doc, now, eid)
