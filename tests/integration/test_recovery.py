@@ -28,6 +28,9 @@ from tests.kafkaio import latest_by_key, processed, produce, read_until
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 KINDS = ("page_view", "product_view", "search", "page_view", "product_view")
+# enough events that the worker is still busy when it is killed at 1,200 processed: it
+# does several thousand a second (its metrics move once per batch of up to 500)
+CUSTOMERS = 1000
 
 
 @pytest.mark.parametrize("store", ["memory", "rocksdb"])
@@ -36,7 +39,7 @@ async def test_killed_worker_state_is_recovered_exactly(
 ) -> None:
     now, msgs, valid = time.time(), [], Counter()
     written: dict[str, list[dict]] = {}
-    for i in range(400):
+    for i in range(CUSTOMERS):
         cid = f"r{i:03d}"
         for k in range(10):
             kind = "add_to_cart" if (k == 9 and i % 2 == 0) else KINDS[k % 5]
@@ -83,7 +86,7 @@ async def test_killed_worker_state_is_recovered_exactly(
     )
 
     # every customer with a stale cart is reminded, each decision under one id
-    carts = {f"r{i:03d}" for i in range(0, 400, 2)}
+    carts = {f"r{i:03d}" for i in range(0, CUSTOMERS, 2)}
     actions = await read_until(
         kafka.bootstrap,
         [f"{prefix}actions"],
