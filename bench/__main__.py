@@ -35,7 +35,10 @@ FULL = {
     "quality": ["--customers", "1000", "--days", "14"],
 }
 QUICK = {
-    "throughput": ["--events", "600", "--latency-seconds", "1", "--latency-scale", "0.05"],
+    "throughput": [
+        *("--events", "600", "--rounds", "1"),
+        *("--latency-seconds", "1", "--latency-scale", "0.05"),
+    ],
     "memory": ["--customers", "150"],
     "scoring": ["--events", "300"],
     "quality": ["--customers", "40", "--days", "1"],
