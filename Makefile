@@ -25,7 +25,7 @@ lint: setup ## ruff lint and format check
 typecheck: setup ## mypy strict on schemas/ and pipeline/
 	.venv/bin/mypy
 
-bench: setup ## run every benchmark (about 15 minutes); JSON, PNG and summary.md in bench/results
+bench: setup ## run every benchmark (about 18 minutes); JSON, PNG and summary.md in bench/results
 	.venv/bin/python -m bench
 
 broker: setup ## run a local Kafka broker in the foreground

@@ -1,6 +1,6 @@
 """Every benchmark in one command, results as JSON and PNG, and the README's summary.
 
-    .venv/bin/python -m bench            # about 15 minutes on 2 cores
+    .venv/bin/python -m bench            # about 18 minutes on 2 cores
     .venv/bin/python -m bench --quick    # seconds-sized: checks that everything runs
 
 One local Apache Kafka broker (or ``BATON_KAFKA_BOOTSTRAP``) serves the broker-backed
