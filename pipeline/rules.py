@@ -2,9 +2,10 @@
 
 A CEL program reads its variables as CEL values, and converting the rule context to
 them cost about 30 µs per decision (a microsecond per value), ten times what running
-the eleven default rules costs. So each rule is also translated, once, into a Python
-expression over the plain context dict, and a decision converts the context only when
-some rule could not be translated or its translation raised.
+the eleven default rules costs. So each rule is also translated, once, into a tree of
+Python closures over the plain context dict (no source text is generated or
+evaluated), and a decision converts the context only when some rule could not be
+translated or its translation raised.
 
 The translation is checked against the context's types (``schema``: every variable and
 field the rule context always has, with its CEL type) and accepts only operations whose
@@ -29,6 +30,7 @@ compares both on every shipped rule and on generated contexts.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
@@ -77,11 +79,9 @@ def compile_native(expr: str, types: Mapping[str, Type]) -> Native | None:
         parser = _Parser(_tokens(expr))
         node = parser.expr()
         parser.expect(None)
-        src, _ = _Emitter(types).emit(node)
+        fn, _ = _Emitter(types).emit(node)
     except _Unsupported:
         return None
-    # only literals (as repr), context keys (as repr) and fixed operators reach the source
-    fn: Native = eval(f"lambda c: {src}", _GLOBALS)
     return fn
 
 
@@ -91,14 +91,26 @@ def _nan(a: float, b: float) -> bool:
     return False
 
 
-_GLOBALS: Final = {
-    "__builtins__": {},
-    "len": len,
-    "float": float,
-    "lt": lambda a, b: a < b or _nan(a, b),
-    "le": lambda a, b: a <= b or _nan(a, b),
-    "gt": lambda a, b: a > b or _nan(a, b),
-    "ge": lambda a, b: a >= b or _nan(a, b),
+# CEL orders numbers as Python does, except that ordering NaN is an error
+_ORDER: Final[dict[str, Callable[[Any, Any], bool]]] = {
+    "<": lambda a, b: a < b or _nan(a, b),
+    "<=": lambda a, b: a <= b or _nan(a, b),
+    ">": lambda a, b: a > b or _nan(a, b),
+    ">=": lambda a, b: a >= b or _nan(a, b),
+}
+_COMPARE: Final = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+_ARITHMETIC: Final = {
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": operator.truediv,
 }
 
 
@@ -243,7 +255,6 @@ class _Parser:
 
 # -- type and emit ----------------------------------------------------------------------------
 _NUM: Final = ("int", "double")
-_ORDER: Final = {"<": "lt", "<=": "le", ">": "gt", ">=": "ge"}
 _ORDERED: Final = {"int": "num", "double": "num", "string": "string", "bool": "bool"}
 
 
@@ -254,94 +265,126 @@ def _kind(t: Type) -> str | None:
 
 
 class _Emitter:
-    """Python source and CEL type of each node; raises _Unsupported outside the subset."""
+    """A closure (context -> value) and the CEL type of each node; raises _Unsupported
+    outside the subset. Closures, not generated source: no ``eval`` of rule text."""
 
     def __init__(self, types: Mapping[str, Type]) -> None:
         self.types = types
 
-    def emit(self, node: tuple[Any, ...]) -> tuple[str, Type]:
+    def emit(self, node: tuple[Any, ...]) -> tuple[Native, Type]:
         method = getattr(self, f"_{node[0]}", None)
         if method is None:
             raise _Unsupported(node[0])
-        src, typ = method(*node[1:])
-        return src, typ
+        fn, typ = method(*node[1:])
+        return fn, typ
 
-    def _lit(self, value: Any) -> tuple[str, Type]:
-        return repr(value), _type_of(value)
+    def _lit(self, value: Any) -> tuple[Native, Type]:
+        return (lambda c: value), _type_of(value)
 
-    def _var(self, name: str) -> tuple[str, Type]:
+    def _var(self, name: str) -> tuple[Native, Type]:
         if name not in self.types:
             raise _Unsupported(name)
-        return f"c[{name!r}]", self.types[name]
+        return (lambda c: c[name]), self.types[name]
 
-    def _sel(self, target: tuple[Any, ...], field: str) -> tuple[str, Type]:
-        src, typ = self.emit(target)
+    def _sel(self, target: tuple[Any, ...], field: str) -> tuple[Native, Type]:
+        fn, typ = self.emit(target)
         if not isinstance(typ, dict) or field not in typ:
             raise _Unsupported(field)  # a map of unknown fields: its values are dyn
-        return f"{src}[{field!r}]", typ[field]
+        if target[0] == "var":  # the common ``cart.items``: one call, not two
+            name = target[1]
+            return (lambda c: c[name][field]), typ[field]
+        return (lambda c: fn(c)[field]), typ[field]
 
-    def _un(self, op: str, operand: tuple[Any, ...]) -> tuple[str, Type]:
-        src, typ = self.emit(operand)
+    def _un(self, op: str, operand: tuple[Any, ...]) -> tuple[Native, Type]:
+        fn, typ = self.emit(operand)
         if op == "!" and typ == "bool":
-            return f"(not {src})", "bool"
+            return (lambda c: not fn(c)), "bool"
         if op == "-" and typ == "double":
-            return f"(-{src})", "double"
+            return (lambda c: -fn(c)), "double"
         raise _Unsupported(op)
 
-    def _bin(self, op: str, left: tuple[Any, ...], right: tuple[Any, ...]) -> tuple[str, Type]:
-        (ls, lt), (rs, rt) = self.emit(left), self.emit(right)
-        if op in ("&&", "||") and lt == rt == "bool":
-            return f"({ls} {'and' if op == '&&' else 'or'} {rs})", "bool"
-        if op in ("==", "!=", "<", "<=", ">", ">=") and _kind(lt) == _kind(rt) is not None:
-            if op in _ORDER and _kind(lt) == "num":  # CEL cannot order NaN: an error
-                return f"{_ORDER[op]}({ls}, {rs})", "bool"
-            return f"({ls} {op} {rs})", "bool"
-        if op in ("+", "-", "*", "/") and lt == rt == "double":
-            return f"({ls} {op} {rs})", "double"
+    def _bin(self, op: str, left: tuple[Any, ...], right: tuple[Any, ...]) -> tuple[Native, Type]:
+        (lf, lt), (rf, rt) = self.emit(left), self.emit(right)
+        if op == "&&" and lt == rt == "bool":
+            return (lambda c: lf(c) and rf(c)), "bool"
+        if op == "||" and lt == rt == "bool":
+            return (lambda c: lf(c) or rf(c)), "bool"
+        if op in _COMPARE and _kind(lt) == _kind(rt) is not None:
+            cmp = _ORDER[op] if op in _ORDER and _kind(lt) == "num" else _COMPARE[op]
+            return _pair(cmp, left, lf, right, rf), "bool"
+        if op in _ARITHMETIC and lt == rt == "double":
+            return _pair(_ARITHMETIC[op], left, lf, right, rf), "double"
         if op == "+" and lt == rt == "string":
-            return f"({ls} + {rs})", "string"
-        if op == "in":
-            return self._in(ls, lt, rs, rt)
+            return _pair(operator.add, left, lf, right, rf), "string"
+        if op == "in" and self._in(lt, rt):
+            return _pair(lambda a, b: a in b, left, lf, right, rf), "bool"
         raise _Unsupported(op)
 
-    def _in(self, ls: str, lt: Type, rs: str, rt: Type) -> tuple[str, Type]:
-        if isinstance(rt, tuple) and _kind(rt[1]) == _kind(lt) is not None:
-            return f"({ls} in {rs})", "bool"
-        if (isinstance(rt, dict) or rt is None) and lt == "string":
-            return f"({ls} in {rs})", "bool"
-        raise _Unsupported("in")
+    @staticmethod
+    def _in(lt: Type, rt: Type) -> bool:
+        if isinstance(rt, tuple):  # a list literal of comparable values
+            return _kind(rt[1]) == _kind(lt) is not None
+        return (isinstance(rt, dict) or rt is None) and lt == "string"  # a map's keys
 
-    def _list(self, items: list[tuple[Any, ...]]) -> tuple[str, Type]:
+    def _list(self, items: list[tuple[Any, ...]]) -> tuple[Native, Type]:
         emitted = [self.emit(i) for i in items]
         kinds = {_kind(t) for _, t in emitted}  # [1, 2.0] is a list of numbers
         if len(kinds) != 1 or None in kinds:
             raise _Unsupported("list")
-        return "(" + "".join(f"{s}, " for s, _ in emitted) + ")", ("list", emitted[0][1])
+        fns = [f for f, _ in emitted]
+        return (lambda c: tuple(f(c) for f in fns)), ("list", emitted[0][1])
 
-    def _cond(self, c: tuple[Any, ...], a: tuple[Any, ...], b: tuple[Any, ...]) -> tuple[str, Type]:
-        (cs, ct), (as_, at), (bs, bt) = self.emit(c), self.emit(a), self.emit(b)
+    def _cond(
+        self, c: tuple[Any, ...], a: tuple[Any, ...], b: tuple[Any, ...]
+    ) -> tuple[Native, Type]:
+        (cf, ct), (af, at), (bf, bt) = self.emit(c), self.emit(a), self.emit(b)
         if ct != "bool" or at != bt or not isinstance(at, str) or at == DYN:
             raise _Unsupported("?:")
-        return f"({as_} if {cs} else {bs})", at
+        return (lambda x: af(x) if cf(x) else bf(x)), at
 
-    def _call(self, name: str, target: Any, args: list[tuple[Any, ...]]) -> tuple[str, Type]:
+    def _call(self, name: str, target: Any, args: list[tuple[Any, ...]]) -> tuple[Native, Type]:
         if name == "has" and target is None and len(args) == 1 and args[0][0] == "sel":
-            src, typ = self.emit(args[0][1])
-            if isinstance(typ, dict) or typ is None:
-                return f"({args[0][2]!r} in {src})", "bool"
+            mf, mt = self.emit(args[0][1])
+            key = args[0][2]
+            if isinstance(mt, dict) or mt is None:
+                return (lambda c: key in mf(c)), "bool"
         if name in ("size", "double") and target is not None and not args:
             target, args = None, [target]
         if name == "size" and target is None and len(args) == 1:
-            src, typ = self.emit(args[0])
+            f, typ = self.emit(args[0])
             if typ == "string":
-                return f"len({src})", "int"
+                return (lambda c: len(f(c))), "int"
         if name == "double" and target is None and len(args) == 1:
-            src, typ = self.emit(args[0])
+            f, typ = self.emit(args[0])
             if typ in _NUM:
-                return f"float({src})", "double"
-        if name in ("startsWith", "endsWith", "contains") and target is not None and len(args) == 1:
-            (ts, tt), (as_, at) = self.emit(target), self.emit(args[0])
+                return (lambda c: float(f(c))), "double"
+        if name in _STRING_METHODS and target is not None and len(args) == 1:
+            (tf, tt), (af, at) = self.emit(target), self.emit(args[0])
             if tt == at == "string":
-                py = {"startsWith": "startswith", "endsWith": "endswith"}.get(name)
-                return (f"{ts}.{py}({as_})" if py else f"({as_} in {ts})"), "bool"
+                method = _STRING_METHODS[name]
+                return (lambda c: method(tf(c), af(c))), "bool"
         raise _Unsupported(name)
+
+
+_STRING_METHODS: Final[dict[str, Callable[[str, str], bool]]] = {
+    "startsWith": str.startswith,
+    "endsWith": str.endswith,
+    "contains": lambda s, sub: sub in s,
+}
+
+
+def _pair(
+    op: Callable[[Any, Any], Any],
+    left: tuple[Any, ...],
+    lf: Native,
+    right: tuple[Any, ...],
+    rf: Native,
+) -> Native:
+    """``op(left, right)``, with a literal side taken as a constant (one call fewer)."""
+    if right[0] == "lit":
+        value = right[1]
+        return lambda c: op(lf(c), value)
+    if left[0] == "lit":
+        value = left[1]
+        return lambda c: op(value, rf(c))
+    return lambda c: op(lf(c), rf(c))
