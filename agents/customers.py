@@ -40,7 +40,7 @@ class Customers:
         self.table = table
         self.cache_size = cache_size
         # an OrderedDict: evicting the oldest of a plain dict (``next(iter(d))``) walks
-        # the slots its earlier deletions left at the front, ~1 µs per event here
+        # the slots its earlier deletions left at the front (0.9 µs an eviction, not 0.3)
         self._cache: OrderedDict[bytes, tuple[bytes, CustomerState]] = OrderedDict()
         self._dirty: dict[bytes, tuple[int, bytes | None]] = {}
         self.hits = self.misses = 0
