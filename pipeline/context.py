@@ -23,10 +23,11 @@ from functools import cache
 from typing import Any, Final
 
 from pipeline.events import Event
-from pipeline.features import features
+from pipeline.features import FEATURES, features
+from pipeline.rules import schema
 from pipeline.state import CustomerState
 
-__all__ = ["CONTEXT", "SAMPLE", "local_hour", "rule_context"]
+__all__ = ["CONTEXT", "SAMPLE", "local_hour", "rule_context", "rule_types"]
 
 DAY, MINUTE, NEVER = 86400.0, 60.0, 365.0
 INTENTS: Final = ("purchase", "churn", "support")
@@ -167,3 +168,9 @@ def rule_context(
 
 
 SAMPLE: Final[dict[str, Any]] = rule_context(CustomerState("sample", 1.0, 1.0), 2.0, None, {})
+
+
+def rule_types(params: Mapping[str, float]) -> dict[str, Any]:
+    """The CEL type of every variable a rule reads (``pipeline.rules.schema``), with the
+    playbook's ``params``; every feature of ``f`` is a double that may be absent."""
+    return schema({**SAMPLE, "params": params}, {"f": dict.fromkeys(FEATURES, "double")})

@@ -29,7 +29,7 @@ import re
 import zoneinfo
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any, Final
 
@@ -39,9 +39,8 @@ import orjson
 import yaml
 
 import schemas
-from pipeline.context import CONTEXT, SAMPLE
-from pipeline.features import FEATURES
-from pipeline.rules import Native, compile_native, schema
+from pipeline.context import CONTEXT, SAMPLE, rule_types
+from pipeline.rules import Native, compile_native
 
 __all__ = [
     "DEFAULT_PATH",
@@ -233,11 +232,15 @@ class _Compiler:
     problems: list[Problem]
     sample: Mapping[str, Any]
 
+    @cached_property
+    def types(self) -> dict[str, Any]:
+        """The rule variables' CEL types, once per playbook (pipeline.rules)."""
+        return rule_types(self.sample["params"])
+
     def native(self, expr: str, program: Any) -> Native | None:
         """The rule as native Python (``pipeline.rules``), if it translates and agrees
         with CEL on the sample customer."""
-        types = schema(self.sample, {"f": dict.fromkeys(FEATURES, "double")})
-        fn = compile_native(expr, types)
+        fn = compile_native(expr, self.types)
         try:
             agrees = fn is not None and fn(self.sample) == program.execute(dict(self.sample))
         except Exception:  # the translation fails where CEL did not: CEL alone

@@ -14,16 +14,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.context import SAMPLE
+from pipeline.context import SAMPLE, rule_types
 from pipeline.features import FEATURES
 from pipeline.playbook import DEFAULT_PATH, load_file
 from pipeline.policy import _run
-from pipeline.rules import compile_native, schema
+from pipeline.rules import compile_native
 
 PLAYBOOKS = [DEFAULT_PATH, *sorted((Path(__file__).parents[1] / "playbooks").glob("*.yaml"))]
 # the shipped playbooks' parameters, and one for the constructs below
 PARAMS = {k: v for path in PLAYBOOKS for k, v in load_file(path).parameters.items()} | {"x": 2.0}
-TYPES = schema({**SAMPLE, "params": PARAMS}, {"f": dict.fromkeys(FEATURES, "double")})
+TYPES = rule_types(PARAMS)
 
 # every construct of the subset, with the edges where Python and CEL could part ways:
 # int against double, bool against number, errors on either side of && and ||, division
