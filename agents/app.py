@@ -144,7 +144,7 @@ class Baton:
             broker_session_timeout=s.session_timeout_s,
         )
         self._declare()
-        self.states = Customers(self.customers, s.state_cache)
+        self.states = Customers(self.customers, s.state_cache, live=s.store == "memory")
         client = s.client_kwargs()
         self.marks = {name: Progress(self.progress, client) for name in ("ingest", "decide")}
         self._topic_names: dict[int, str] = {}
@@ -651,9 +651,8 @@ class Baton:
         for i, key in enumerate(keys):
             if i % 500 == 499:
                 await asyncio.sleep(0)
-            raw = self.customers.get(key)
-            if raw:
-                state = CustomerState.from_dict(orjson.loads(raw))
+            state = self.states.peek(key)
+            if state is not None:
                 # customers seen in the last day get idle thresholds that passed while no
                 # worker owned them checked once more; older ones only future ones
                 since = state.last_seen if now - state.last_seen < 86400.0 else now

@@ -10,9 +10,16 @@ agents take events in batches, so this wrapper
   record cache). The caller hands them to the producer itself: through Faust's
   ``send_changelog`` each record cost about 100 µs of CPU (its buffer, per-message
   futures and schema step), more than the rest of a worker's per-event overhead;
-- keeps the decoded state of recently seen customers, checked against the stored bytes
-  on every read (so a state recovered or written elsewhere is never served stale), which
-  saves the JSON parse and the object rebuild for a customer who is active right now.
+- with the memory store (``live``), keeps the decoded state itself in the table, as
+  Faust's memory tables keep their values: a read is a dict lookup, and a state is
+  encoded once per batch, for its changelog record. Values restored from the changelog
+  arrive as bytes and are decoded on first read. Reading a state from its JSON (parse and
+  object rebuild) cost ~40 µs of CPU per event on evenly spread traffic, a fifth of a
+  worker's time;
+- with RocksDB, keeps the decoded state of recently seen customers, checked against the
+  stored bytes on every read (so a state recovered or written elsewhere is never served
+  stale), which saves the JSON parse and the object rebuild for a customer who is active
+  right now.
 
 The caller must set Faust's current event to the event it processes before a read or a
 write (the RocksDB store picks its per-partition database from it), and must hand a
@@ -30,36 +37,67 @@ import orjson
 
 from pipeline.state import CustomerState
 
-__all__ = ["Customers"]
+__all__ = ["Customers", "encode"]
+
+
+def encode(state: CustomerState) -> bytes:
+    """A state as its table and changelog bytes (JSON)."""
+    return orjson.dumps(state.to_dict())
+
+
+def decode(raw: bytes) -> CustomerState:
+    return CustomerState.from_dict(orjson.loads(raw))
 
 
 class Customers:
-    """Reads and writes one Faust table of ``customer id -> state JSON``."""
+    """Reads and writes one Faust table of ``customer id -> state`` (JSON bytes, or with
+    ``live`` the state itself once read or written)."""
 
-    def __init__(self, table: Any, cache_size: int) -> None:
+    def __init__(self, table: Any, cache_size: int, live: bool = False) -> None:
         self.table = table
-        self.cache_size = cache_size
+        self.live = live
+        self.cache_size = 0 if live else cache_size  # live: the table is the cache
         # an OrderedDict: evicting the oldest of a plain dict (``next(iter(d))``) walks
         # the slots its earlier deletions left at the front (0.9 µs an eviction, not 0.3)
         self._cache: OrderedDict[bytes, tuple[bytes, CustomerState]] = OrderedDict()
-        self._dirty: dict[bytes, tuple[int, bytes | None]] = {}
+        # key -> (partition, the value written: bytes, a live state, None deletes)
+        self._dirty: dict[bytes, tuple[int, bytes | CustomerState | None]] = {}
         self.hits = self.misses = 0
 
     def get(self, key: bytes) -> CustomerState | None:
-        raw = self.table.data.get(key)
+        data = self.table.data
+        raw = data.get(key)
         if raw is None:
             return None
+        if self.live:
+            if type(raw) is CustomerState:
+                self.hits += 1
+                return raw
+            self.misses += 1
+            state = data[key] = decode(raw)  # restored from the changelog: decoded once
+            return state
         cached = self._cache.get(key)
         if cached is not None and (cached[0] is raw or cached[0] == raw):
             self.hits += 1
             return cached[1]
         self.misses += 1
-        state = CustomerState.from_dict(orjson.loads(raw))
+        state = decode(raw)
         self._remember(key, raw, state)
         return state
 
+    def peek(self, key: bytes) -> CustomerState | None:
+        """The state, without keeping a decoded copy (a scan of the whole table)."""
+        raw = self.table.data.get(key)
+        if raw is None or type(raw) is CustomerState:
+            return raw
+        return decode(raw)
+
     def put(self, key: bytes, partition: int, state: CustomerState) -> None:
-        raw = orjson.dumps(state.to_dict())
+        if self.live:
+            self.table.data[key] = state
+            self._dirty[key] = (partition, state)
+            return
+        raw = encode(state)
         self.table.data[key] = raw
         self._remember(key, raw, state)
         self._dirty[key] = (partition, raw)
@@ -77,7 +115,10 @@ class Customers:
         only after its records are sent, so a committed offset never runs ahead of its
         changelog."""
         dirty, self._dirty = self._dirty, {}
-        return [(partition, key, raw) for key, (partition, raw) in dirty.items()]
+        return [
+            (partition, key, value if value is None or type(value) is bytes else encode(value))
+            for key, (partition, value) in dirty.items()
+        ]
 
     def _remember(self, key: bytes, raw: bytes, state: CustomerState) -> None:
         cache = self._cache

@@ -63,3 +63,28 @@ def test_the_cache_is_bounded() -> None:
     assert len(c._cache) == 3
     assert all(c.get(f"c{i}".encode()) == state(f"c{i}", 1) for i in range(10)), "misses decode"
     assert Customers(Table(), cache_size=0).get(b"x") is None
+
+
+def test_live_tables_hold_the_state_and_encode_it_once_per_flush() -> None:
+    t = Table()
+    c = Customers(t, cache_size=10, live=True)
+    for n in (1, 2, 3):
+        c.put(b"a", 2, state("a", n))
+    assert t.data[b"a"] == state("a", 3), "the memory store holds the state itself"
+    assert c.get(b"a") is t.data[b"a"] and c.hits == 1
+    sent = c.flush()
+    assert [(p, k) for p, k, _ in sent] == [(2, b"a")]
+    assert CustomerState.from_dict(orjson.loads(sent[0][2] or b"")) == state("a", 3)
+    c.delete(b"a", 2)
+    assert c.get(b"a") is None and b"a" not in t.data and c.flush() == [(2, b"a", None)]
+
+
+def test_live_tables_decode_restored_bytes_once() -> None:
+    t = Table()
+    c = Customers(t, cache_size=10, live=True)
+    t.data[b"a"] = orjson.dumps(state("a", 4).to_dict())  # as a changelog recovery writes
+    assert c.peek(b"a") == state("a", 4) and type(t.data[b"a"]) is bytes, "a scan keeps bytes"
+    first = c.get(b"a")
+    assert first == state("a", 4) and t.data[b"a"] is first and c.misses == 1
+    assert c.get(b"a") is first and c.hits == 1
+    assert c.flush() == [], "decoding is not a write"
