@@ -7,6 +7,7 @@ flags override the few things one changes per run.
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import sys
 import time
@@ -44,6 +45,7 @@ def worker(create_topics: bool) -> None:
     """
     import faust
 
+    from agents import heap
     from agents.app import create_app
     from agents.topics import create_topics as make_topics
 
@@ -53,6 +55,11 @@ def worker(create_topics: bool) -> None:
     asyncio.set_event_loop(asyncio.new_event_loop())
     baton = create_app(settings)
     w = faust.Worker(baton.app, loglevel=settings.log_level.upper())
+    heap.watch(baton.metrics)
+    frozen = heap.tune(settings.gc_thresholds, settings.gc_freeze)
+    logging.getLogger(__name__).info(
+        "gc thresholds %s, %d objects frozen", settings.gc_thresholds, frozen
+    )
     # Faust's terminal spinner, at WARNING and above, sets the root logger to DEBUG so that
     # it spins on every record: every aiokafka debug line is then built and handled (about
     # 5 % of the worker's time in a profile). A worker's output is a log, not a terminal.

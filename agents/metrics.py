@@ -48,6 +48,8 @@ class Metrics:
     send_errors: Counter
     changelog_records: Counter
     batch_size: Histogram
+    gc_pause: Counter
+    gc_collections: Counter
     source_gaps: Counter
     source_gap_events: Counter
 
@@ -171,6 +173,18 @@ class Metrics:
                 f"{prefix}_batch_size",
                 "Events per batch taken by the ingest and decide agents.",
                 buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+                registry=registry,
+            ),
+            gc_pause=Counter(
+                f"{prefix}_gc_pause_seconds",
+                "Time the worker spent in Python's cyclic garbage collector (agents.heap).",
+                ["generation"],
+                registry=registry,
+            ),
+            gc_collections=Counter(
+                f"{prefix}_gc_collections",
+                "Collections run by Python's cyclic garbage collector.",
+                ["generation"],
                 registry=registry,
             ),
         )

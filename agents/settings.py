@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     batch_max: int = 500
     batch_within_s: float = 0.005
     state_cache: int = 2_000
+    gc_thresholds: tuple[int, int, int] = (10_000, 50, 100)
+    gc_freeze: bool = True
     producer_linger_s: float = 0.0
     session_timeout_s: float = 60.0
     rescan_interval_s: float = 3600.0
