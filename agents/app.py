@@ -142,6 +142,9 @@ class Baton:
             producer_acks=-1,
             producer_linger=s.producer_linger_s,
             broker_session_timeout=s.session_timeout_s,
+            # room for whole fetches: a fetch that finds a stream's buffer full takes
+            # Faust's per-message wait path (a task and a wait for each message)
+            stream_buffer_maxsize=s.stream_buffer,
         )
         self._declare()
         self.states = Customers(self.customers, s.state_cache, live=s.store == "memory")

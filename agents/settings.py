@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     timer_interval_s: float = 5.0
     batch_max: int = 500
     batch_within_s: float = 0.005
+    stream_buffer: int = 20_000
     state_cache: int = 2_000
     gc_thresholds: tuple[int, int, int] = (10_000, 50, 100)
     gc_freeze: bool = True

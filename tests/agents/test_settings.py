@@ -59,3 +59,11 @@ def test_app_declares_co_partitioned_topics_and_table(tmp_path) -> None:
     assert set(baton.sources.topics) == {"x.events.clickstream", "x.events.service"}
     assert [str(u) for u in baton.app.conf.broker] == ["kafka://h1:9092", "kafka://h2:9092"]
     assert baton.customers.key_serializer == "raw" and baton.customers.value_serializer == "raw"
+    assert baton.app.conf.stream_buffer_maxsize == s.stream_buffer == 20_000
+    assert baton.states.live, "the memory store holds decoded states"
+
+
+def test_rocksdb_tables_hold_bytes_behind_a_cache(tmp_path) -> None:
+    s = Settings(store="rocksdb", data_dir=tmp_path, state_cache=7)
+    baton = create_app(s, CollectorRegistry())
+    assert not baton.states.live and baton.states.cache_size == 7
