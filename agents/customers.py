@@ -42,7 +42,7 @@ __all__ = ["Customers", "encode"]
 
 def encode(state: CustomerState) -> bytes:
     """A state as its table and changelog bytes (JSON)."""
-    return orjson.dumps(state.to_dict())
+    return state.to_json()
 
 
 def decode(raw: bytes) -> CustomerState:

@@ -189,3 +189,47 @@ def test_evolve_is_replace_for_every_value_class() -> None:
             assert type(got) is type(want)
             assert all(getattr(got, g.name) is getattr(want, g.name) for g in fields(obj))  # type: ignore[arg-type]
         assert evolve(obj) == obj and evolve(obj) is not obj
+
+
+def test_to_json_writes_what_to_dict_does_for_every_simulated_state() -> None:
+    """The worker writes states with ``to_json``; it must say exactly what ``to_dict``
+    says, for states with sessions, carts, points, contacts and standing actions."""
+    import types
+
+    import orjson
+
+    from pipeline.events import DecodeConfig, Decoder
+    from pipeline.labels import LabelConfig, label_event
+    from pipeline.playbook import DEFAULT_PATH, load_file
+    from pipeline.policy import Inputs, Trigger, decide
+    from pipeline.profile import Profile
+    from pipeline.simulator import SimConfig, Simulator
+    from pipeline.values import evolve
+
+    sim, t0 = Simulator(SimConfig(customers=60, seed=5, bad_share=0.0), start=1e9), 1e9
+    dec, inputs, lcfg = Decoder(DecodeConfig()), Inputs(load_file(DEFAULT_PATH)), LabelConfig()
+    states: dict[str, CustomerState] = {}
+    seen = {"pending": 0, "contacts": 0, "last_action": 0, "cart": 0}
+    for second in range(1, 400):
+        for m in sim.due(t0 + second):
+            e = dec.decode(m.value, t0 + second)
+            if not isinstance(e, Event):
+                continue
+            before = states.get(e.key)
+            s = apply(before, e, CFG).state
+            s, _ = label_event(before, s, e, lcfg)
+            s = decide(s, e.event_time, Trigger("event", e.event_id), e, inputs).state
+            states[e.key] = s
+            assert orjson.loads(s.to_json()) == orjson.loads(orjson.dumps(s.to_dict()))
+            assert CustomerState.from_dict(orjson.loads(s.to_json())) == s
+            seen["pending"] += bool(s.pending)
+            seen["contacts"] += bool(s.contacts.sent)
+            seen["last_action"] += s.last_action is not None
+            seen["cart"] += bool(s.cart.items)
+    assert all(n > 20 for n in seen.values()), seen
+    odd = evolve(
+        next(iter(states.values())),
+        profile=Profile(consent=types.MappingProxyType({"email": True})),
+        counts=types.MappingProxyType({"page_view": 2}),
+    )
+    assert orjson.loads(odd.to_json()) == orjson.loads(orjson.dumps(odd.to_dict()))
