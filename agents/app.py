@@ -14,7 +14,7 @@ Four agents, each co-partitioned with what it reads:
   logged in lives with the customer), to ``customer-events``, so it is joined to its
   decision by the worker that owns the customer.
 - ``decide`` reads ``customer-events``, folds each event (or feedback) into the customer's
-  state (written back as bytes, to the changelog once per customer per batch), settles
+  state (to the changelog once per customer between two offset commits), settles
   delayed labels, asks the policy for the
   next best action under the playbook in force and emits it on ``actions`` (or, for the
   control group, ``holdout``) only when it changes; journey outcomes become metrics and
@@ -27,9 +27,10 @@ too, by the worker that owns the partition, through the same single-writer path.
 
 The hot agents (ingest, decide) take events in batches (``BATON_BATCH_MAX`` within
 ``BATON_BATCH_WITHIN_S``): each event is still decided on its own, in order, but the
-changelog gets one record per customer per batch, the batch's messages go straight to
-the producer, and the events are acknowledged after the batch (so a committed offset
-never runs ahead of its outputs). See ``agents.customers``.
+changelog gets one record per customer between two offset commits (``agents.commits``),
+the batch's messages go straight to the producer, and the events are acknowledged after
+the batch (so a committed offset never runs ahead of its outputs). See
+``agents.customers``.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from aiokafka.partitioner import murmur2
 from faust.streams import _current_event
 from prometheus_client import CollectorRegistry
 
-from agents import drain
+from agents import commits, drain
 from agents.customers import Customers
 from agents.journeys import Journeys
 from agents.learning import Learners
@@ -110,6 +111,7 @@ class Baton:
         if s.model_signing_key.get_secret_value() == "baton-development-model-key":
             log.warning("BATON_MODEL_SIGNING_KEY is not set: model snapshots use the default key")
         drain.install()  # one race per fetch, not per message (agents.drain)
+        commits.install()  # the state changelog is sent before each commit (agents.commits)
         self.models = ModelRegistry(s, self.metrics)
         self.playbooks = PlaybookRegistry(s, self.metrics)
         self._share = (-1, 1.0)
@@ -154,6 +156,8 @@ class Baton:
         self._writing = asyncio.Lock()
         self._partitions_of: dict[bytes, int] = {}
         self._persists = s.store == "rocksdb"  # the memory store keeps no offsets
+        setattr(self.app, commits.HOOK, self._flush_changelog)
+        self.app.on_partitions_revoked.connect(self._on_revoked)
 
     def _declare(self) -> None:
         s, app = self.settings, self.app
@@ -208,8 +212,10 @@ class Baton:
     async def _batches(self, stream: faust.StreamT[bytes], one: Any, marks: Progress) -> None:
         """Take events in batches, handle each in order with ``one(event, outbox)`` (after
         any range of the source found committed but never processed), then send the
-        outbox and the changelog (once per customer, once per source partition's mark).
-        Faust acknowledges the batch's events after this returns to it."""
+        outbox and the progress marks' changelog (once per source partition).
+        Faust acknowledges the batch's events after this returns to it. The state
+        changelog waits for the next commit (``_flush_changelog``) unless more than
+        ``BATON_CHANGELOG_BUFFER`` customers are waiting."""
         s, m = self.settings, self.metrics
         async for taken in stream.take_events(s.batch_max, s.batch_within_s):
             marks.reset_if(self.app.rebalancing_count)
@@ -229,11 +235,28 @@ class Baton:
                     if self._tracked(msg.topic):
                         marks.done(msg.topic, msg.partition, msg.offset)
                 m.batch_size.observe(len(events))
-                records = self.states.flush()
-                m.changelog_records.inc(len(records))
-                out += self._changelog(self.customers, records)
+                if self.states.dirty >= s.changelog_buffer:  # else at the next commit
+                    out += self._state_changelog()
                 out += self._changelog(self.progress, marks.flush())
                 await self._send(out)
+
+    def _state_changelog(self) -> Outbox:
+        records = self.states.flush()
+        self.metrics.changelog_records.inc(len(records))
+        return self._changelog(self.customers, records)
+
+    async def _flush_changelog(self) -> None:
+        """Hand the state changelog buffered since the last commit to the producer (run
+        before every offset commit, ``agents.commits``), between batches."""
+        async with self._writing:
+            await self._send(self._state_changelog())
+
+    async def _on_revoked(self, *_: Any, **__: Any) -> None:
+        """Partitions are leaving this worker: what is buffered goes out now, before
+        their next owner reads the changelog (a commit run by the revocation may have
+        joined one already under way, whose flush ran before the last batches)."""
+        await self._flush_changelog()
+        await self.app.producer.flush()
 
     @staticmethod
     def _changelog(table: Any, records: Sequence[tuple[int, bytes, bytes | None]]) -> Outbox:

@@ -4,10 +4,11 @@ Faust writes one changelog record per table assignment and finds the partition o
 key (and, for RocksDB, the partition's database) from the event being iterated. The
 agents take events in batches, so this wrapper
 
-- writes the store at once (later events in the batch read it) and returns the changelog
-  records once per customer per batch, for the partition the caller names: a customer
-  with five events in a batch costs one changelog record, not five (Kafka Streams'
-  record cache). The caller hands them to the producer itself: through Faust's
+- writes the store at once (later events read it) and returns the changelog records
+  once per customer per flush, for the partition the caller names: the agents flush
+  before every offset commit (``agents.commits``), so a customer with five events
+  between two commits costs one changelog record, not five (Kafka Streams' record
+  cache). The caller hands them to the producer itself: through Faust's
   ``send_changelog`` each record cost about 100 µs of CPU (its buffer, per-message
   futures and schema step), more than the rest of a worker's per-event overhead;
 - with the memory store (``live``), keeps the decoded state itself in the table, as
@@ -22,10 +23,9 @@ agents take events in batches, so this wrapper
   right now.
 
 The caller must set Faust's current event to the event it processes before a read or a
-write (the RocksDB store picks its per-partition database from it), and must hand a
-batch's records to the producer before another writer of the table runs (the agents
-hold one lock from a batch's first read to its last send), so the changelog receives a
-customer's versions in the order the store did.
+write (the RocksDB store picks its per-partition database from it), and must not let a
+flush interleave with a batch (the agents hold one lock around each batch and each
+flush), so the changelog receives a customer's versions in the order the store did.
 """
 
 from __future__ import annotations
@@ -107,6 +107,11 @@ class Customers:
             del self.table.data[key]
         self._cache.pop(key, None)
         self._dirty[key] = (partition, None)
+
+    @property
+    def dirty(self) -> int:
+        """Customers written since the last flush."""
+        return len(self._dirty)
 
     def flush(self) -> list[tuple[int, bytes, bytes | None]]:
         """The changelog records (partition, key, value; None deletes) of the customers
