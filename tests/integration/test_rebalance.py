@@ -20,7 +20,7 @@ import orjson
 import pytest
 from aiokafka.partitioner import murmur2
 
-from agents.demo import scrape, stop_worker
+from agents.demo import scrape, stop_worker, wait_healthy
 from pipeline.simulator import event_doc
 from tests.kafkaio import latest_by_key, processed, produce, read_until
 
@@ -98,8 +98,22 @@ async def test_two_workers_starting_together_leave_no_partition_behind(
     )
 
     await exact_state(kafka.bootstrap, changelog, "s", each, timeout=120)
-    done = (processed(a.web_port), processed(b.web_port))
-    assert sum(done) >= len(msgs) and min(done) > 0, done
+    assert processed(a.web_port) + processed(b.web_port) >= len(msgs)
+    # both got partitions: one more event per customer, once both say they are assigned
+    # (a worker may drain the whole backlog before the other has joined: ~4 s)
+    for w in (a, b):
+        await asyncio.to_thread(wait_healthy, w.web_port, w.proc, 60.0)
+    before = (processed(a.web_port), processed(b.web_port))
+    last = [
+        event_doc(f"s{i:03d}-{each}", "page_view", t0 + each, f"s{i:03d}", {})
+        for i in range(CUSTOMERS)
+    ]
+    await produce(
+        kafka.bootstrap, [(clickstream, d["customer_id"].encode(), orjson.dumps(d)) for d in last]
+    )
+    await exact_state(kafka.bootstrap, changelog, "s", each + 1, timeout=120)
+    done = (processed(a.web_port) - before[0], processed(b.web_port) - before[1])
+    assert sum(done) >= CUSTOMERS and min(done) > 0, done
 
 
 async def exact_state(bootstrap: str, changelog: str, tag: str, each: int, timeout: float) -> list:
