@@ -145,8 +145,10 @@ class Baton:
             producer_linger=s.producer_linger_s,
             broker_session_timeout=s.session_timeout_s,
             # room for whole fetches: a fetch that finds a stream's buffer full takes
-            # Faust's per-message wait path (a task and a wait for each message)
+            # Faust's per-message wait path (a task and a wait for each message). Fetching
+            # pauses at 80 % of the buffer, and a fetch brings at most a tenth of it
             stream_buffer_maxsize=s.stream_buffer,
+            broker_max_poll_records=max(1, s.stream_buffer // 10),
         )
         self._declare()
         self.states = Customers(self.customers, s.state_cache, live=s.store == "memory")

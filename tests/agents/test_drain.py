@@ -27,7 +27,8 @@ class Consumer:
         self._commit_every = None
         self._n_acked = 0
         self.block_at = block_at
-        self.app = type("App", (), {"topics": type("T", (), {"acks_enabled_for": bool})()})()
+        topics = type("T", (), {"acks_enabled_for": bool, "_tp_to_callback": {}})()
+        self.app = type("App", (), {"topics": topics})()
 
     async def callback(self, message: Msg) -> None:
         if message.offset == self.block_at:  # a full stream buffer
@@ -71,3 +72,81 @@ def test_install_replaces_faust_loop_and_uninstall_restores_it() -> None:
     finally:
         drain.uninstall()
     assert FaustConsumer._drain_messages is original
+
+
+async def test_a_partitions_handler_is_called_without_the_conductors_wrapper() -> None:
+    c, seen = Consumer(), []
+
+    async def handler(message: Msg) -> None:
+        seen.append(message.offset)
+
+    c.app.topics._tp_to_callback["t-0"] = handler
+    await drain._deliver(c, [*fetch([1, 2]), ("t-1", Msg("t", 3))])
+    assert seen == [1, 2] and c.delivered == [3], "a partition with no handler: Faust's way"
+
+
+class Queue(asyncio.Queue):  # Faust's FlowControlQueue, as far as the handler uses it
+    def put_nowait_enhanced(self, value: object, **callbacks: object) -> None:
+        self.put_nowait(value)
+
+
+class Channel:
+    def __init__(self, maxsize: int = 0) -> None:
+        self.queue = Queue(maxsize)
+
+    async def decode(self, message: Message, propagate: bool = False) -> tuple[str, int]:
+        return ("event", message.offset)
+
+
+@dataclass
+class Message:
+    offset: int
+    refs: int = 0
+
+    def incref(self, n: int) -> None:
+        self.refs += n
+
+
+def conductor(channels: set[Channel]) -> tuple[object, list[int], asyncio.Event]:
+    """A conductor whose Faust handler (the slow path) records what it was given."""
+    slow: list[int] = []
+    suspend = asyncio.Event()
+    ns = type("NS", (), {})
+    app = ns()
+    app.conf = type("C", (), {"producer_threaded": False})()
+    app.flow_control = type("F", (), {"_suspend": suspend})()
+    app.producer = ns()
+    app.producer.buffer = type("B", (), {"max_messages": 100, "pending": asyncio.Queue()})()
+    app.sensors = type("S", (), {"on_topic_buffer_full": lambda self, tp: None})()
+    app.consumer = ns()
+    cond = type("Cond", (), {"app": app})()
+
+    async def faust_handler(message: Message) -> None:
+        slow.append(message.offset)
+
+    drain._original_build = lambda self, conductor, tp, chans: faust_handler  # type: ignore[assignment]
+    return cond, slow, suspend
+
+
+async def test_the_lean_handler_queues_the_event_and_leaves_the_rest_to_faust() -> None:
+    original = drain._original_build
+    try:
+        chan = Channel(maxsize=2)
+        cond, slow, suspend = conductor({chan})
+        handle = drain._build(None, cond, "t-0", {chan})
+        first = Message(1)
+        await handle(first)
+        assert chan.queue.get_nowait() == ("event", 1) and first.refs == 1
+        suspend.set()  # a rebalance stopped the flow: Faust's handler waits for it
+        await handle(Message(2))
+        suspend.clear()
+        await handle(Message(3))
+        await handle(Message(4))
+        await handle(Message(5))  # the stream's buffer is full: Faust's handler waits
+        assert slow == [2, 5] and chan.queue.qsize() == 2
+        two = {Channel(), Channel()}
+        cond, slow, _ = conductor(two)
+        await drain._build(None, cond, "t-0", two)(Message(6))
+        assert slow == [6], "several streams on one topic: Faust's handler"
+    finally:
+        drain._original_build = original  # type: ignore[assignment]
