@@ -17,6 +17,12 @@ active, so they are fetched again, and a range committed but never processed is
 re-read by ``agents.progress``. While the flow is stopped, messages go through Faust's
 own per-message race.
 
+Each message then goes to its partition's handler directly (not through the conductor's
+wrapper, which takes a lock per message), and the handler ``install`` gives the conductor
+puts the event on the stream's queue itself in the case that is nearly always true (one
+stream reads the topic, the flow runs, the producer's buffer is under its limit, the
+stream's buffer has room); in every other case Faust's own handler runs, with its waits.
+
 Installed by the Baton app (not at import): the benchmark's minimal Faust agent keeps
 Faust's own loop.
 """
