@@ -51,7 +51,7 @@ from faust.streams import _current_event
 from prometheus_client import CollectorRegistry
 
 from agents import commits, drain
-from agents.customers import Customers
+from agents.customers import Customers, as_bytes
 from agents.journeys import Journeys
 from agents.learning import Learners
 from agents.metrics import Metrics
@@ -149,13 +149,18 @@ class Baton:
             # pauses at 80 % of the buffer, and a fetch brings at most a tenth of it
             stream_buffer_maxsize=s.stream_buffer,
             broker_max_poll_records=max(1, s.stream_buffer // 10),
+            # the state changelog leaves in bursts (before each commit): 16 KB batches
+            # (Kafka's default) made a flush of a few thousand states a few hundred
+            # requests, each awaited in turn
+            producer_max_batch_size=256 * 1024,
         )
         self._declare()
         self.states = Customers(self.customers, s.state_cache, live=s.store == "memory")
         client = s.client_kwargs()
         self.marks = {name: Progress(self.progress, client) for name in ("ingest", "decide")}
         self._topic_names: dict[int, str] = {}
-        self._writing = asyncio.Lock()
+        self._writing = asyncio.Lock()  # one batch at a time (ingest, decide)
+        self._flushing = asyncio.Lock()  # one state changelog flush at a time
         self._partitions_of: dict[bytes, int] = {}
         self._persists = s.store == "rocksdb"  # the memory store keeps no offsets
         setattr(self.app, commits.HOOK, self._flush_changelog)
@@ -222,9 +227,8 @@ class Baton:
         async for taken in stream.take_events(s.batch_max, s.batch_within_s):
             marks.reset_if(self.app.rebalancing_count)
             events = await self._with_gaps(taken, marks)
-            # one writer of the customers table at a time, from the first read to the
-            # last record handed to the producer: the changelog then gets a customer's
-            # versions in the order the store did (agents.customers)
+            # one batch at a time (the two hot agents' batches do not interleave; the
+            # state changelog's order is the flush's, ``_flush_changelog``)
             async with self._writing:
                 out: Outbox = []
                 for ev in events:
@@ -238,20 +242,22 @@ class Baton:
                         marks.done(msg.topic, msg.partition, msg.offset)
                 m.batch_size.observe(len(events))
                 if self.states.dirty >= s.changelog_buffer:  # else at the next commit
-                    out += self._state_changelog()
+                    await self._flush_changelog()
                 out += self._changelog(self.progress, marks.flush())
                 await self._send(out)
 
-    def _state_changelog(self) -> Outbox:
-        records = self.states.flush()
-        self.metrics.changelog_records.inc(len(records))
-        return self._changelog(self.customers, records)
-
     async def _flush_changelog(self) -> None:
         """Hand the state changelog buffered since the last commit to the producer (run
-        before every offset commit, ``agents.commits``), between batches."""
-        async with self._writing:
-            await self._send(self._state_changelog())
+        before every offset commit, ``agents.commits``). Batches go on meanwhile: the
+        records are encoded and handed over 500 at a time, and a customer written again
+        is in the next flush, which waits for this one (one lock), so the changelog gets
+        a customer's versions in the order the store did."""
+        async with self._flushing:
+            taken = self.states.take()
+            self.metrics.changelog_records.inc(len(taken))
+            for i in range(0, len(taken), 500):
+                chunk = [(p, key, as_bytes(v)) for p, key, v in taken[i : i + 500]]
+                await self._send(self._changelog(self.customers, chunk))
 
     async def _on_revoked(self, *_: Any, **__: Any) -> None:
         """Partitions are leaving this worker: what is buffered goes out now, before

@@ -23,8 +23,8 @@ agents take events in batches, so this wrapper
   right now.
 
 The caller must set Faust's current event to the event it processes before a read or a
-write (the RocksDB store picks its per-partition database from it), and must not let a
-flush interleave with a batch (the agents hold one lock around each batch and each
+write (the RocksDB store picks its per-partition database from it), and must hand one
+flush's records to the producer before the next flush's (the agents hold one lock per
 flush), so the changelog receives a customer's versions in the order the store did.
 """
 
@@ -37,12 +37,17 @@ import orjson
 
 from pipeline.state import CustomerState
 
-__all__ = ["Customers", "encode"]
+__all__ = ["Customers", "as_bytes", "encode"]
 
 
 def encode(state: CustomerState) -> bytes:
     """A state as its table and changelog bytes (JSON)."""
     return state.to_json()
+
+
+def as_bytes(value: bytes | CustomerState | None) -> bytes | None:
+    """A value of ``Customers.take`` as its changelog bytes (None deletes)."""
+    return value if value is None or type(value) is bytes else encode(value)  # type: ignore[arg-type]
 
 
 def decode(raw: bytes) -> CustomerState:
@@ -119,11 +124,13 @@ class Customers:
         flushes the producer before it commits offsets, and the batch is acknowledged
         only after its records are sent, so a committed offset never runs ahead of its
         changelog."""
+        return [(partition, key, as_bytes(value)) for partition, key, value in self.take()]
+
+    def take(self) -> list[tuple[int, bytes, bytes | CustomerState | None]]:
+        """``flush`` without encoding: a live state is given as it is (states never
+        change once made, so it may be encoded later, a few at a time)."""
         dirty, self._dirty = self._dirty, {}
-        return [
-            (partition, key, value if value is None or type(value) is bytes else encode(value))
-            for key, (partition, value) in dirty.items()
-        ]
+        return [(partition, key, value) for key, (partition, value) in dirty.items()]
 
     def _remember(self, key: bytes, raw: bytes, state: CustomerState) -> None:
         cache = self._cache
