@@ -150,3 +150,29 @@ async def test_the_lean_handler_queues_the_event_and_leaves_the_rest_to_faust() 
         assert slow == [6], "several streams on one topic: Faust's handler"
     finally:
         drain._original_build = original  # type: ignore[assignment]
+
+
+async def test_a_commit_due_runs_beside_the_delivery_not_in_its_way() -> None:
+    c, release, commits = Consumer(), asyncio.Event(), []
+
+    async def commit() -> bool:  # a slow commit: the producer flushing the changelog
+        commits.append(len(c.delivered))
+        await release.wait()
+        return True
+
+    c.commit = commit  # type: ignore[attr-defined]
+    c._commit_every, c._n_acked = 2, 2
+    await drain._deliver(c, fetch([1, 2, 3]))
+    assert c.delivered == [1, 2, 3], "delivery went on while the commit ran"
+    await asyncio.sleep(0)
+    c._n_acked = 2
+    await drain._deliver(c, fetch([4]))
+    await asyncio.sleep(0)
+    assert commits == [3], "one commit at a time from this loop"
+    release.set()
+    await asyncio.sleep(0.01)
+    c._n_acked = 2
+    await drain._deliver(c, fetch([5]))
+    await asyncio.sleep(0)
+    assert commits == [3, 5] and c._n_acked == 0
+    release.set()
