@@ -149,18 +149,14 @@ class Baton:
             # pauses at 80 % of the buffer, and a fetch brings at most a tenth of it
             stream_buffer_maxsize=s.stream_buffer,
             broker_max_poll_records=max(1, s.stream_buffer // 10),
-            # the state changelog leaves in bursts (before each commit): 16 KB batches
-            # (Kafka's default) made a flush of a few thousand states a few hundred
-            # requests, each awaited in turn
-            producer_max_batch_size=256 * 1024,
         )
         self._declare()
         self.states = Customers(self.customers, s.state_cache, live=s.store == "memory")
         client = s.client_kwargs()
         self.marks = {name: Progress(self.progress, client) for name in ("ingest", "decide")}
         self._topic_names: dict[int, str] = {}
-        self._writing = asyncio.Lock()  # one batch at a time (ingest, decide)
-        self._flushing = asyncio.Lock()  # one state changelog flush at a time
+        # one batch or state changelog flush at a time (agents.customers, agents.commits)
+        self._writing = asyncio.Lock()
         self._partitions_of: dict[bytes, int] = {}
         self._persists = s.store == "rocksdb"  # the memory store keeps no offsets
         setattr(self.app, commits.HOOK, self._flush_changelog)
@@ -227,8 +223,8 @@ class Baton:
         async for taken in stream.take_events(s.batch_max, s.batch_within_s):
             marks.reset_if(self.app.rebalancing_count)
             events = await self._with_gaps(taken, marks)
-            # one batch at a time (the two hot agents' batches do not interleave; the
-            # state changelog's order is the flush's, ``_flush_changelog``)
+            # one batch at a time, and none while the state changelog is flushed
+            # (``_flush_changelog``)
             async with self._writing:
                 out: Outbox = []
                 for ev in events:
@@ -242,22 +238,27 @@ class Baton:
                         marks.done(msg.topic, msg.partition, msg.offset)
                 m.batch_size.observe(len(events))
                 if self.states.dirty >= s.changelog_buffer:  # else at the next commit
-                    await self._flush_changelog()
+                    await self._send_state_changelog()
                 out += self._changelog(self.progress, marks.flush())
                 await self._send(out)
 
     async def _flush_changelog(self) -> None:
         """Hand the state changelog buffered since the last commit to the producer (run
-        before every offset commit, ``agents.commits``). Batches go on meanwhile: the
-        records are encoded and handed over 500 at a time, and a customer written again
-        is in the next flush, which waits for this one (one lock), so the changelog gets
-        a customer's versions in the order the store did."""
-        async with self._flushing:
-            taken = self.states.take()
-            self.metrics.changelog_records.inc(len(taken))
-            for i in range(0, len(taken), 500):
-                chunk = [(p, key, as_bytes(v)) for p, key, v in taken[i : i + 500]]
-                await self._send(self._changelog(self.customers, chunk))
+        before every offset commit, ``agents.commits``), between batches: no batch may
+        finish, and so be acknowledged, between taking the buffer and Faust reading the
+        offsets to commit (it reads them when this returns), or a committed offset would
+        run ahead of the changelog."""
+        async with self._writing:
+            await self._send_state_changelog()
+
+    async def _send_state_changelog(self) -> None:
+        """The buffered records to the producer, encoded and handed over 500 at a time
+        (the caller holds ``_writing``)."""
+        taken = self.states.take()
+        self.metrics.changelog_records.inc(len(taken))
+        for i in range(0, len(taken), 500):
+            chunk = [(p, key, as_bytes(v)) for p, key, v in taken[i : i + 500]]
+            await self._send(self._changelog(self.customers, chunk))
 
     async def _on_revoked(self, *_: Any, **__: Any) -> None:
         """Partitions are leaving this worker: what is buffered goes out now, before

@@ -24,8 +24,9 @@ agents take events in batches, so this wrapper
 
 The caller must set Faust's current event to the event it processes before a read or a
 write (the RocksDB store picks its per-partition database from it), and must hand one
-flush's records to the producer before the next flush's (the agents hold one lock per
-flush), so the changelog receives a customer's versions in the order the store did.
+flush's records to the producer before the next flush's (the agents hold one lock over
+each batch and each flush), so the changelog receives a customer's versions in the
+order the store did.
 """
 
 from __future__ import annotations

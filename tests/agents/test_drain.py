@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from agents import drain
@@ -28,7 +29,7 @@ class Consumer:
         self._n_acked = 0
         self.block_at = block_at
         topics = type("T", (), {"acks_enabled_for": bool, "_tp_to_callback": {}})()
-        self.app = type("App", (), {"topics": topics})()
+        self.app = type("App", (), {"topics": topics, "rebalancing": False})()
 
     async def callback(self, message: Msg) -> None:
         if message.offset == self.block_at:  # a full stream buffer
@@ -52,12 +53,40 @@ async def test_a_fetch_is_delivered_in_order_with_its_bookkeeping() -> None:
     assert c._read_offset["t-0"] == 15
 
 
+async def test_a_fetch_is_read_from_faust_one_message_at_a_time() -> None:
+    """Faust's ``getmany`` stops yielding when the flow stops or a rebalance changes the
+    generation; the loop reads it lazily, so what it stops yielding is never delivered
+    (a first version read the whole fetch first: a recovery then waited forever for a
+    changelog record, in the SIGKILL test)."""
+    c, flow = Consumer(), {"active": True}
+
+    async def getmany() -> AsyncIterator[tuple[str, Msg]]:
+        for tp, m in fetch([10, 11, 12, 13]):
+            if not flow["active"]:
+                break
+            yield tp, m
+            if m.offset == 11:
+                flow["active"] = False  # a rebalance begins while 11 is handled
+
+    ait = getmany()
+    first = await anext(ait)
+    await drain._deliver_fetch(c, first, ait)
+    assert c.delivered == [10, 11] and c._read_offset["t-0"] == 11
+
+
 async def test_a_suspension_mid_fetch_leaves_the_rest_unread() -> None:
     c = Consumer(block_at=12)
-    task = asyncio.ensure_future(drain._deliver(c, fetch([10, 11, 12, 13])))
+
+    async def rest() -> AsyncIterator[tuple[str, Msg]]:
+        for pair in fetch([11, 12, 13]):
+            yield pair
+
+    ait = rest()
+    task = asyncio.ensure_future(drain._deliver_fetch(c, fetch([10])[0], ait))
     await asyncio.sleep(0.05)
     task.cancel()  # what wait_first does when the flow is suspended
     await asyncio.gather(task, return_exceptions=True)
+    await ait.aclose()
     assert c.delivered == [10, 11]
     assert c._read_offset["t-0"] == 11, "fetched again after the rebalance, from the commit"
 
