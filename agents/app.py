@@ -110,7 +110,7 @@ class Baton:
             log.warning("BATON_PII_HASH_KEY is not set: e-mail/phone hashes use the default key")
         if s.model_signing_key.get_secret_value() == "baton-development-model-key":
             log.warning("BATON_MODEL_SIGNING_KEY is not set: model snapshots use the default key")
-        drain.install()  # one race per fetch, not per message (agents.drain)
+        drain.install()  # a lean handler from fetch to stream (agents.drain)
         commits.install()  # the state changelog is sent before each commit (agents.commits)
         self.models = ModelRegistry(s, self.metrics)
         self.playbooks = PlaybookRegistry(s, self.metrics)
