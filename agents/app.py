@@ -14,7 +14,7 @@ Four agents, each co-partitioned with what it reads:
   logged in lives with the customer), to ``customer-events``, so it is joined to its
   decision by the worker that owns the customer.
 - ``decide`` reads ``customer-events``, folds each event (or feedback) into the customer's
-  state (to the changelog once per customer between two offset commits), settles
+  state (written back as bytes, to the changelog once per customer per batch), settles
   delayed labels, asks the policy for the
   next best action under the playbook in force and emits it on ``actions`` (or, for the
   control group, ``holdout``) only when it changes; journey outcomes become metrics and
@@ -27,10 +27,9 @@ too, by the worker that owns the partition, through the same single-writer path.
 
 The hot agents (ingest, decide) take events in batches (``BATON_BATCH_MAX`` within
 ``BATON_BATCH_WITHIN_S``): each event is still decided on its own, in order, but the
-changelog gets one record per customer between two offset commits (``agents.commits``),
-the batch's messages go straight to the producer, and the events are acknowledged after
-the batch (so a committed offset never runs ahead of its outputs). See
-``agents.customers``.
+changelog gets one record per customer per batch, the batch's messages go straight to
+the producer, and the events are acknowledged after the batch (so a committed offset
+never runs ahead of its outputs). See ``agents.customers``.
 """
 
 from __future__ import annotations
@@ -50,8 +49,8 @@ from aiokafka.partitioner import murmur2
 from faust.streams import _current_event
 from prometheus_client import CollectorRegistry
 
-from agents import commits, drain
-from agents.customers import Customers, as_bytes
+from agents import drain
+from agents.customers import Customers
 from agents.journeys import Journeys
 from agents.learning import Learners
 from agents.metrics import Metrics
@@ -110,8 +109,7 @@ class Baton:
             log.warning("BATON_PII_HASH_KEY is not set: e-mail/phone hashes use the default key")
         if s.model_signing_key.get_secret_value() == "baton-development-model-key":
             log.warning("BATON_MODEL_SIGNING_KEY is not set: model snapshots use the default key")
-        drain.install()  # a lean handler from fetch to stream (agents.drain)
-        commits.install()  # the state changelog is sent before each commit (agents.commits)
+        drain.install()  # one race per fetch, not per message (agents.drain)
         self.models = ModelRegistry(s, self.metrics)
         self.playbooks = PlaybookRegistry(s, self.metrics)
         self._share = (-1, 1.0)
@@ -145,22 +143,17 @@ class Baton:
             producer_linger=s.producer_linger_s,
             broker_session_timeout=s.session_timeout_s,
             # room for whole fetches: a fetch that finds a stream's buffer full takes
-            # Faust's per-message wait path (a task and a wait for each message). Fetching
-            # pauses at 80 % of the buffer, and a fetch brings at most a tenth of it
+            # Faust's per-message wait path (a task and a wait for each message)
             stream_buffer_maxsize=s.stream_buffer,
-            broker_max_poll_records=max(1, s.stream_buffer // 10),
         )
         self._declare()
         self.states = Customers(self.customers, s.state_cache, live=s.store == "memory")
         client = s.client_kwargs()
         self.marks = {name: Progress(self.progress, client) for name in ("ingest", "decide")}
         self._topic_names: dict[int, str] = {}
-        # one batch or state changelog flush at a time (agents.customers, agents.commits)
         self._writing = asyncio.Lock()
         self._partitions_of: dict[bytes, int] = {}
         self._persists = s.store == "rocksdb"  # the memory store keeps no offsets
-        setattr(self.app, commits.HOOK, self._flush_changelog)
-        self.app.on_partitions_revoked.connect(self._on_revoked)
 
     def _declare(self) -> None:
         s, app = self.settings, self.app
@@ -215,16 +208,15 @@ class Baton:
     async def _batches(self, stream: faust.StreamT[bytes], one: Any, marks: Progress) -> None:
         """Take events in batches, handle each in order with ``one(event, outbox)`` (after
         any range of the source found committed but never processed), then send the
-        outbox and the progress marks' changelog (once per source partition).
-        Faust acknowledges the batch's events after this returns to it. The state
-        changelog waits for the next commit (``_flush_changelog``) unless more than
-        ``BATON_CHANGELOG_BUFFER`` customers are waiting."""
+        outbox and the changelog (once per customer, once per source partition's mark).
+        Faust acknowledges the batch's events after this returns to it."""
         s, m = self.settings, self.metrics
         async for taken in stream.take_events(s.batch_max, s.batch_within_s):
             marks.reset_if(self.app.rebalancing_count)
             events = await self._with_gaps(taken, marks)
-            # one batch at a time, and none while the state changelog is flushed
-            # (``_flush_changelog``)
+            # one writer of the customers table at a time, from the first read to the
+            # last record handed to the producer: the changelog then gets a customer's
+            # versions in the order the store did (agents.customers)
             async with self._writing:
                 out: Outbox = []
                 for ev in events:
@@ -237,35 +229,11 @@ class Baton:
                     if self._tracked(msg.topic):
                         marks.done(msg.topic, msg.partition, msg.offset)
                 m.batch_size.observe(len(events))
-                if self.states.dirty >= s.changelog_buffer:  # else at the next commit
-                    await self._send_state_changelog()
+                records = self.states.flush()
+                m.changelog_records.inc(len(records))
+                out += self._changelog(self.customers, records)
                 out += self._changelog(self.progress, marks.flush())
                 await self._send(out)
-
-    async def _flush_changelog(self) -> None:
-        """Hand the state changelog buffered since the last commit to the producer (run
-        before every offset commit, ``agents.commits``), between batches: no batch may
-        finish, and so be acknowledged, between taking the buffer and Faust reading the
-        offsets to commit (it reads them when this returns), or a committed offset would
-        run ahead of the changelog."""
-        async with self._writing:
-            await self._send_state_changelog()
-
-    async def _send_state_changelog(self) -> None:
-        """The buffered records to the producer, encoded and handed over 500 at a time
-        (the caller holds ``_writing``)."""
-        taken = self.states.take()
-        self.metrics.changelog_records.inc(len(taken))
-        for i in range(0, len(taken), 500):
-            chunk = [(p, key, as_bytes(v)) for p, key, v in taken[i : i + 500]]
-            await self._send(self._changelog(self.customers, chunk))
-
-    async def _on_revoked(self, *_: Any, **__: Any) -> None:
-        """Partitions are leaving this worker: what is buffered goes out now, before
-        their next owner reads the changelog (a commit run by the revocation may have
-        joined one already under way, whose flush ran before the last batches)."""
-        await self._flush_changelog()
-        await self.app.producer.flush()
 
     @staticmethod
     def _changelog(table: Any, records: Sequence[tuple[int, bytes, bytes | None]]) -> Outbox:

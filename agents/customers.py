@@ -4,11 +4,10 @@ Faust writes one changelog record per table assignment and finds the partition o
 key (and, for RocksDB, the partition's database) from the event being iterated. The
 agents take events in batches, so this wrapper
 
-- writes the store at once (later events read it) and returns the changelog records
-  once per customer per flush, for the partition the caller names: the agents flush
-  before every offset commit (``agents.commits``), so a customer with five events
-  between two commits costs one changelog record, not five (Kafka Streams' record
-  cache). The caller hands them to the producer itself: through Faust's
+- writes the store at once (later events in the batch read it) and returns the changelog
+  records once per customer per batch, for the partition the caller names: a customer
+  with five events in a batch costs one changelog record, not five (Kafka Streams'
+  record cache). The caller hands them to the producer itself: through Faust's
   ``send_changelog`` each record cost about 100 µs of CPU (its buffer, per-message
   futures and schema step), more than the rest of a worker's per-event overhead;
 - with the memory store (``live``), keeps the decoded state itself in the table, as
@@ -23,10 +22,10 @@ agents take events in batches, so this wrapper
   right now.
 
 The caller must set Faust's current event to the event it processes before a read or a
-write (the RocksDB store picks its per-partition database from it), and must hand one
-flush's records to the producer before the next flush's (the agents hold one lock over
-each batch and each flush), so the changelog receives a customer's versions in the
-order the store did.
+write (the RocksDB store picks its per-partition database from it), and must hand a
+batch's records to the producer before another writer of the table runs (the agents
+hold one lock from a batch's first read to its last send), so the changelog receives a
+customer's versions in the order the store did.
 """
 
 from __future__ import annotations
@@ -38,17 +37,12 @@ import orjson
 
 from pipeline.state import CustomerState
 
-__all__ = ["Customers", "as_bytes", "encode"]
+__all__ = ["Customers", "encode"]
 
 
 def encode(state: CustomerState) -> bytes:
     """A state as its table and changelog bytes (JSON)."""
     return state.to_json()
-
-
-def as_bytes(value: bytes | CustomerState | None) -> bytes | None:
-    """A value of ``Customers.take`` as its changelog bytes (None deletes)."""
-    return value if value is None or type(value) is bytes else encode(value)  # type: ignore[arg-type]
 
 
 def decode(raw: bytes) -> CustomerState:
@@ -114,24 +108,17 @@ class Customers:
         self._cache.pop(key, None)
         self._dirty[key] = (partition, None)
 
-    @property
-    def dirty(self) -> int:
-        """Customers written since the last flush."""
-        return len(self._dirty)
-
     def flush(self) -> list[tuple[int, bytes, bytes | None]]:
         """The changelog records (partition, key, value; None deletes) of the customers
         written since the last flush, one each, with the last value. Faust's commit
         flushes the producer before it commits offsets, and the batch is acknowledged
         only after its records are sent, so a committed offset never runs ahead of its
         changelog."""
-        return [(partition, key, as_bytes(value)) for partition, key, value in self.take()]
-
-    def take(self) -> list[tuple[int, bytes, bytes | CustomerState | None]]:
-        """``flush`` without encoding: a live state is given as it is (states never
-        change once made, so it may be encoded later, a few at a time)."""
         dirty, self._dirty = self._dirty, {}
-        return [(partition, key, value) for key, (partition, value) in dirty.items()]
+        return [
+            (partition, key, value if value is None or type(value) is bytes else encode(value))
+            for key, (partition, value) in dirty.items()
+        ]
 
     def _remember(self, key: bytes, raw: bytes, state: CustomerState) -> None:
         cache = self._cache

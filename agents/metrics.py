@@ -153,7 +153,7 @@ class Metrics:
             ),
             changelog_records=Counter(
                 f"{prefix}_changelog_records",
-                "State changelog records sent (one per customer written between two commits).",
+                "State changelog records sent (one per customer per batch).",
                 registry=registry,
             ),
             source_gaps=Counter(

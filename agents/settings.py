@@ -55,7 +55,6 @@ class Settings(BaseSettings):
     batch_max: int = 500
     batch_within_s: float = 0.005
     stream_buffer: int = 20_000
-    changelog_buffer: int = 20_000
     state_cache: int = 2_000
     gc_thresholds: tuple[int, int, int] = (10_000, 50, 100)
     gc_freeze: bool = True

@@ -4,7 +4,7 @@ coming.
 
 Each step must leave the state exact (every event applied once, none lost), and each
 changelog record must sit on its customer's partition, where the partition's next owner
-reads it (one record per customer between two commits, agents.commits).
+reads it (one record per customer per batch, agents.customers).
 
 A second test starts two workers at the same instant on a backlog (``bench.throughput``'s
 scaling run), where Faust once committed offsets past fetched but unprocessed messages
