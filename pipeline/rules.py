@@ -85,10 +85,12 @@ def compile_native(expr: str, types: Mapping[str, Type]) -> Native | None:
     return fn
 
 
+def _raise_nan() -> bool:
+    raise ValueError("CEL does not order NaN")
+
+
 def _nan(a: float, b: float) -> bool:
-    if a != a or b != b:
-        raise ValueError("CEL does not order NaN")
-    return False
+    return (a != a or b != b) and _raise_nan()
 
 
 # CEL orders numbers as Python does, except that ordering NaN is an error
@@ -374,10 +376,6 @@ _STRING_METHODS: Final[dict[str, Callable[[str, str], bool]]] = {
     "endsWith": str.endswith,
     "contains": lambda s, sub: sub in s,
 }
-
-
-def _raise_nan() -> bool:
-    raise ValueError("CEL does not order NaN")
 
 
 # ``x OP v`` for a value read from the context and a literal ``v``, as one closure (the

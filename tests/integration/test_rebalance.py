@@ -82,15 +82,19 @@ async def test_two_workers_starting_together_leave_no_partition_behind(
     t0 = time.time() - 3600
     clickstream, changelog = f"{prefix}events.clickstream", f"{prefix}worker-customers-changelog"
     each = 60
-    msgs = [
-        (
-            clickstream,
-            f"s{i:03d}".encode(),
-            orjson.dumps(event_doc(f"s{i:03d}-{k}", KINDS[k % 5], t0 + k, f"s{i:03d}", {})),
-        )
-        for k in range(each)
-        for i in range(CUSTOMERS)
-    ]
+
+    def rounds(ks: range) -> list[tuple[str, bytes, bytes]]:  # event k of every customer
+        return [
+            (
+                clickstream,
+                f"s{i:03d}".encode(),
+                orjson.dumps(event_doc(f"s{i:03d}-{k}", KINDS[k % 5], t0 + k, f"s{i:03d}", {})),
+            )
+            for k in ks
+            for i in range(CUSTOMERS)
+        ]
+
+    msgs = rounds(range(each))
     await produce(kafka.bootstrap, msgs)
     a, b = await asyncio.gather(
         asyncio.to_thread(start_worker, BATON_SESSION_TIMEOUT_S="10"),
@@ -104,13 +108,7 @@ async def test_two_workers_starting_together_leave_no_partition_behind(
     for w in (a, b):
         await asyncio.to_thread(wait_healthy, w.web_port, w.proc, 60.0)
     before = (processed(a.web_port), processed(b.web_port))
-    last = [
-        event_doc(f"s{i:03d}-{each}", "page_view", t0 + each, f"s{i:03d}", {})
-        for i in range(CUSTOMERS)
-    ]
-    await produce(
-        kafka.bootstrap, [(clickstream, d["customer_id"].encode(), orjson.dumps(d)) for d in last]
-    )
+    await produce(kafka.bootstrap, rounds(range(each, each + 1)))
     await exact_state(kafka.bootstrap, changelog, "s", each + 1, timeout=120)
     done = (processed(a.web_port) - before[0], processed(b.web_port) - before[1])
     assert sum(done) >= CUSTOMERS and min(done) > 0, done
