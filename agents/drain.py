@@ -78,15 +78,34 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
 
 async def _deliver(self: Any, fetched: list[Any], race_each: bool = False) -> None:
     """One fetch's messages to the streams, in order (Faust's per-message body);
-    ``race_each``: each delivery raced against the flow stopping, as Faust does."""
+    ``race_each``: each delivery raced against the flow stopping, as Faust does.
+
+    Without ``race_each`` the delivery gives up the rest of the fetch, without recording
+    read offsets for it, as soon as the flow stops, the group's generation changes, or a
+    partition's read offset is moved by someone else (Faust seeks to the committed
+    offsets after a rebalance and at the end of a table recovery, and the seek sets the
+    read offsets there). A delivery that went on across such a seek recorded read
+    offsets of messages fetched before it: Faust then dropped the messages fetched again
+    after the seek as already read, and the partition was never processed further (two
+    workers starting together, 3 runs in 13)."""
     callback, get_read_offset = self.callback, self._read_offset.get
     set_read_offset = self._read_offset.__setitem__
     acks_enabled_for, commit_every = self.app.topics.acks_enabled_for, self._commit_every
+    app, generation = self.app, self.app.consumer_generation_id
+    flow = app.flow_control
+    ours: dict[Any, Any] = {}  # partition -> the read offset this delivery last saw or set
     for i, (tp, message) in enumerate(fetched):
         if i % 100 == 99:
             await asyncio.sleep(0)
-        offset = message.offset
         r_offset = get_read_offset(tp)
+        if not race_each and (
+            not self.flow_active
+            or not flow.is_active()
+            or app.consumer_generation_id != generation
+            or ours.get(tp, r_offset) != r_offset
+        ):
+            return  # the rest is fetched again from the committed offsets
+        offset = message.offset
         if r_offset is None or offset >= r_offset:
             gap = offset - (r_offset or 0)
             if gap > 1 and r_offset and acks_enabled_for(message.topic):
@@ -98,4 +117,8 @@ async def _deliver(self: Any, fetched: list[Any], race_each: bool = False) -> No
                 await self.wait_first(callback(message), self.suspend_flow.wait())
             else:
                 await callback(message)
+                if get_read_offset(tp) != r_offset or app.consumer_generation_id != generation:
+                    return
             set_read_offset(tp, offset)
+            r_offset = offset
+        ours[tp] = r_offset

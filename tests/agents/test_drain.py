@@ -1,6 +1,7 @@
 """The per-fetch delivery loop (agents.drain): messages reach the streams in order with
-Faust's read-offset and gap bookkeeping, and a suspension mid-fetch leaves the rest of
-the fetch undelivered with their read offsets where they were.
+Faust's read-offset and gap bookkeeping, and a suspension mid-fetch, the flow stopping,
+a new group generation or a seek leave the rest of the fetch undelivered with the read
+offsets where they were (or where the seek put them).
 
 The loop itself runs in the worker on every broker test (recovery, rebalance)."""
 
@@ -8,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 from agents import drain
 
@@ -27,11 +30,20 @@ class Consumer:
         self._commit_every = None
         self._n_acked = 0
         self.block_at = block_at
-        self.app = type("App", (), {"topics": type("T", (), {"acks_enabled_for": bool})()})()
+        self.flow_active = True
+        self.app = SimpleNamespace(
+            topics=SimpleNamespace(acks_enabled_for=bool),
+            consumer_generation_id=1,
+            flow_control=SimpleNamespace(is_active=lambda: True),
+        )
+        self.during: Callable[[Consumer], None] | None = None  # what happens while delivering
 
     async def callback(self, message: Msg) -> None:
         if message.offset == self.block_at:  # a full stream buffer
             await asyncio.sleep(3600)
+        if self.during is not None and message.offset == 11:
+            self.during(self)
+            await asyncio.sleep(0)
         self.delivered.append(message.offset)
 
     async def _add_gap(self, tp: str, start: int, end: int) -> None:
@@ -59,6 +71,29 @@ async def test_a_suspension_mid_fetch_leaves_the_rest_unread() -> None:
     await asyncio.gather(task, return_exceptions=True)
     assert c.delivered == [10, 11]
     assert c._read_offset["t-0"] == 11, "fetched again after the rebalance, from the commit"
+
+
+async def test_a_seek_while_delivering_stops_the_fetch_and_keeps_the_seek() -> None:
+    """Faust seeks to the committed offsets at the end of a recovery; a delivery that went
+    on past it, recording read offsets of older messages, once left a partition that
+    Faust never delivered again."""
+    c = Consumer()
+    c.during = lambda c: c._read_offset.__setitem__("t-0", 5)  # the seek
+    await drain._deliver(c, fetch([10, 11, 12, 13]))
+    assert c.delivered == [10, 11]
+    assert c._read_offset["t-0"] == 5
+
+
+async def test_the_flow_stopping_or_a_new_generation_stops_the_fetch() -> None:
+    for change in (
+        lambda c: setattr(c, "flow_active", False),
+        lambda c: setattr(c.app, "consumer_generation_id", 2),
+    ):
+        c = Consumer()
+        c.during = change
+        await drain._deliver(c, fetch([10, 11, 12, 13]))
+        assert c.delivered == [10, 11], change
+        assert c._read_offset["t-0"] in (10, 11)
 
 
 def test_install_replaces_faust_loop_and_uninstall_restores_it() -> None:
