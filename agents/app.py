@@ -14,7 +14,7 @@ Four agents, each co-partitioned with what it reads:
   logged in lives with the customer), to ``customer-events``, so it is joined to its
   decision by the worker that owns the customer.
 - ``decide`` reads ``customer-events``, folds each event (or feedback) into the customer's
-  state (written back as bytes, to the changelog once per customer per batch), settles
+  state (written to the changelog once per customer per flush), settles
   delayed labels, asks the policy for the
   next best action under the playbook in force and emits it on ``actions`` (or, for the
   control group, ``holdout``) only when it changes; journey outcomes become metrics and
@@ -26,10 +26,11 @@ due (a cart left alone, a session's labels), so a customer who simply leaves is 
 too, by the worker that owns the partition, through the same single-writer path.
 
 The hot agents (ingest, decide) take events in batches (``BATON_BATCH_MAX`` within
-``BATON_BATCH_WITHIN_S``): each event is still decided on its own, in order, but the
-changelog gets one record per customer per batch, the batch's messages go straight to
-the producer, and the events are acknowledged after the batch (so a committed offset
-never runs ahead of its outputs). See ``agents.customers``.
+``BATON_BATCH_WITHIN_S``): each event is still decided on its own, in order, and the
+batch's messages go straight to the producer. The state changelog gets one record per
+customer every ``BATON_CHANGELOG_INTERVAL_S``, and the events are acknowledged only
+after it is sent (so a committed offset never runs ahead of its outputs or its state).
+See ``agents.customers`` and ``agents.holding``.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from prometheus_client import CollectorRegistry
 
 from agents import drain
 from agents.customers import Customers
+from agents.holding import Held
 from agents.journeys import Journeys
 from agents.learning import Learners
 from agents.metrics import Metrics
@@ -58,6 +60,7 @@ from agents.models import ModelRegistry
 from agents.playbooks import PlaybookRegistry
 from agents.progress import Progress
 from agents.settings import Settings
+from agents.stalls import Stalls
 from agents.web import DueList, add_pages
 from pipeline.events import Decoder, Event, Rejected, format_time
 from pipeline.identity import merge, resolve
@@ -152,6 +155,10 @@ class Baton:
         self.marks = {name: Progress(self.progress, client) for name in ("ingest", "decide")}
         self._topic_names: dict[int, str] = {}
         self._writing = asyncio.Lock()
+        self.held = Held(s.changelog_interval_s)
+        hot = {s.topic(n) for n in ("events.clickstream", "events.service", "customer-events")}
+        stalled = self.metrics.stalled_partitions
+        self.stalls = Stalls(self.app, hot.__contains__, stalled, s.stall_after_s)
         self._partitions_of: dict[bytes, int] = {}
         self._persists = s.store == "rocksdb"  # the memory store keeps no offsets
 
@@ -187,6 +194,8 @@ class Baton:
         self.learners = Learners(s, self.metrics, self.models, self.models_topic)
         app.agent(self.examples, name="learn")(self.learners.agent)
         app.timer(s.timer_interval_s)(self._sweep)
+        app.task(self._keep_changelog)
+        app.timer(max(0.5, s.stall_after_s / 4))(self._check_stalls)
         app.task(self.models.follow)
         app.task(self.playbooks.follow)
         add_pages(app, self.registry)
@@ -208,15 +217,16 @@ class Baton:
     async def _batches(self, stream: faust.StreamT[bytes], one: Any, marks: Progress) -> None:
         """Take events in batches, handle each in order with ``one(event, outbox)`` (after
         any range of the source found committed but never processed), then send the
-        outbox and the changelog (once per customer, once per source partition's mark).
-        Faust acknowledges the batch's events after this returns to it."""
+        outbox and hold the events: they are acknowledged (Faust does it for a batch when
+        this returns to it; here at the next changelog flush) once the changelog of the
+        customers and source marks they changed is sent (``agents.holding``)."""
         s, m = self.settings, self.metrics
         async for taken in stream.take_events(s.batch_max, s.batch_within_s):
             marks.reset_if(self.app.rebalancing_count)
             events = await self._with_gaps(taken, marks)
-            # one writer of the customers table at a time, from the first read to the
-            # last record handed to the producer: the changelog then gets a customer's
-            # versions in the order the store did (agents.customers)
+            # one writer of the customers table at a time, over the whole batch; a
+            # flush takes its records under the same lock, so it never sees a batch
+            # half written (agents.customers)
             async with self._writing:
                 out: Outbox = []
                 for ev in events:
@@ -229,11 +239,52 @@ class Baton:
                     if self._tracked(msg.topic):
                         marks.done(msg.topic, msg.partition, msg.offset)
                 m.batch_size.observe(len(events))
-                records = self.states.flush()
-                m.changelog_records.inc(len(records))
-                out += self._changelog(self.customers, records)
-                out += self._changelog(self.progress, marks.flush())
+                marks.store()
                 await self._send(out)
+                self.held.hold(taken)
+
+    def _take_changelog(self) -> tuple[Outbox, list[Any]]:
+        """The changelog records of every customer and source mark written since the last
+        flush (one each), and the messages held for them. Call holding ``_writing``."""
+        records = self.states.flush()
+        self.metrics.changelog_records.inc(len(records))
+        out = self._changelog(self.customers, records)
+        for marks in self.marks.values():
+            out += self._changelog(self.progress, marks.flush())
+        return out, self.held.take()
+
+    async def _keep_changelog(self) -> None:
+        """Flush the changelog every ``changelog_interval_s``, and at once when the
+        consumer's flow stops (a rebalance or a shutdown waits for the held events).
+
+        The records are taken under ``_writing`` and sent outside it: handing thousands
+        of records to the producer waits for its per-partition batches to drain (a few
+        hundred ms), and the agents go on meanwhile. This task is the only flusher, so
+        flushes reach the changelog in order."""
+        m = self.metrics
+        while True:  # until cancelled: the app's stop waits for the held events first
+            await asyncio.sleep(0.05)
+            m.held_events.set(len(self.held))
+            if not len(self.held) or not (
+                self.held.due() or self.app.consumer.suspend_flow.is_set()
+            ):
+                continue
+            began = time.perf_counter()
+            async with self._writing:
+                out, messages = self._take_changelog()
+            try:
+                await self._send(out)
+            except Exception as exc:  # the state would go unrecorded: restart and replay
+                log.exception("state changelog flush failed")
+                await self.app.crash(exc)
+                return
+            stale = self.held.release(messages, self.app.consumer, self.app.consumer_generation_id)
+            if stale:
+                log.info("%d events handled before a rebalance left to be read again", stale)
+            m.changelog_flush.observe(time.perf_counter() - began)
+
+    async def _check_stalls(self) -> None:
+        await self.stalls.check(self.held.partitions())
 
     @staticmethod
     def _changelog(table: Any, records: Sequence[tuple[int, bytes, bytes | None]]) -> Outbox:

@@ -4,15 +4,15 @@ Faust writes one changelog record per table assignment and finds the partition o
 key (and, for RocksDB, the partition's database) from the event being iterated. The
 agents take events in batches, so this wrapper
 
-- writes the store at once (later events in the batch read it) and returns the changelog
-  records once per customer per batch, for the partition the caller names: a customer
-  with five events in a batch costs one changelog record, not five (Kafka Streams'
-  record cache). The caller hands them to the producer itself: through Faust's
-  ``send_changelog`` each record cost about 100 µs of CPU (its buffer, per-message
-  futures and schema step), more than the rest of a worker's per-event overhead;
+- writes the store at once (later events read it) and returns the changelog records
+  once per customer per flush (``agents.holding``: every ``BATON_CHANGELOG_INTERVAL_S``),
+  for the partition the caller names: a customer with five events in that time costs
+  one changelog record, not five (Kafka Streams' record cache). The caller hands them to
+  the producer itself: through Faust's ``send_changelog`` each record cost about 100 µs
+  of CPU (its buffer, per-message futures and schema step);
 - with the memory store (``live``), keeps the decoded state itself in the table, as
   Faust's memory tables keep their values: a read is a dict lookup, and a state is
-  encoded once per batch, for its changelog record. Values restored from the changelog
+  encoded once per flush, for its changelog record. Values restored from the changelog
   arrive as bytes and are decoded on first read. Reading a state from its JSON (parse and
   object rebuild) cost ~40 µs of CPU per event on evenly spread traffic, a fifth of a
   worker's time;
@@ -22,10 +22,10 @@ agents take events in batches, so this wrapper
   right now.
 
 The caller must set Faust's current event to the event it processes before a read or a
-write (the RocksDB store picks its per-partition database from it), and must hand a
-batch's records to the producer before another writer of the table runs (the agents
-hold one lock from a batch's first read to its last send), so the changelog receives a
-customer's versions in the order the store did.
+write (the RocksDB store picks its per-partition database from it), and must hand the
+records of a flush to the producer before another writer of the table runs (the agents
+hold one lock over each batch and each flush), so the changelog receives a customer's
+versions in the order the store did.
 """
 
 from __future__ import annotations
@@ -110,10 +110,10 @@ class Customers:
 
     def flush(self) -> list[tuple[int, bytes, bytes | None]]:
         """The changelog records (partition, key, value; None deletes) of the customers
-        written since the last flush, one each, with the last value. Faust's commit
-        flushes the producer before it commits offsets, and the batch is acknowledged
-        only after its records are sent, so a committed offset never runs ahead of its
-        changelog."""
+        written since the last flush, one each, with the last value. The events that
+        wrote them are acknowledged only after these are sent, and Faust's commit flushes
+        the producer before it commits offsets, so a committed offset never runs ahead of
+        its changelog (``agents.holding``)."""
         dirty, self._dirty = self._dirty, {}
         return [
             (partition, key, value if value is None or type(value) is bytes else encode(value))

@@ -47,6 +47,9 @@ class Metrics:
     journey_conversions: Counter
     send_errors: Counter
     changelog_records: Counter
+    held_events: Gauge
+    changelog_flush: Histogram
+    stalled_partitions: Counter
     batch_size: Histogram
     gc_pause: Counter
     gc_collections: Counter
@@ -153,7 +156,13 @@ class Metrics:
             ),
             changelog_records=Counter(
                 f"{prefix}_changelog_records",
-                "State changelog records sent (one per customer per batch).",
+                "State changelog records sent (one per customer written per flush).",
+                registry=registry,
+            ),
+            held_events=Gauge(
+                f"{prefix}_held_events",
+                "Events handled whose state changelog is not sent yet; acknowledged (and "
+                "then committed) at the next flush, every BATON_CHANGELOG_INTERVAL_S.",
                 registry=registry,
             ),
             source_gaps=Counter(
@@ -166,6 +175,20 @@ class Metrics:
             source_gap_events=Counter(
                 f"{prefix}_source_gap_events",
                 "Messages read again to fill those ranges.",
+                ["topic"],
+                registry=registry,
+            ),
+            changelog_flush=Histogram(
+                f"{prefix}_changelog_flush_seconds",
+                "Time to encode and hand one flush of the state changelog to the producer "
+                "(the hot agents wait meanwhile).",
+                buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+                registry=registry,
+            ),
+            stalled_partitions=Counter(
+                f"{prefix}_stalled_partitions",
+                "Source partitions found with messages past their committed offset that "
+                "nothing delivered, sought back to it (agents.stalls).",
                 ["topic"],
                 registry=registry,
             ),

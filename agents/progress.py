@@ -7,12 +7,13 @@ owner starts after them; the events are lost without a log line. The per-event a
 before batching lost them the same way (41,542 of 50,000 processed).
 
 So every hot agent records, per source partition, the next offset it has processed up to
-(``progress`` table, changelogged like the customers table, written once per partition
-per batch, before the batch is acknowledged). When the first message a worker sees on a
-partition lies beyond that mark, the range in between is read again from Kafka with a
-plain consumer (no group) and handled first, in order; each repair is logged and
-counted (``baton_source_gaps_total``, ``baton_source_gap_events_total``). Offsets that
-legitimately do not exist (transaction markers, compaction) read back as nothing.
+(``progress`` table, stored once per partition per batch, changelogged like the
+customers table before the batch is acknowledged: ``agents.holding``). When the first
+message a worker sees on a partition lies beyond that mark, the range in between is read
+again from Kafka with a plain consumer (no group) and handled first, in order; each
+repair is logged and counted (``baton_source_gaps_total``,
+``baton_source_gap_events_total``). Offsets that legitimately do not exist (transaction
+markers, compaction) read back as nothing.
 
 Only source topics with the table's partition count are tracked (partition ``p`` of the
 source is owned with partition ``p`` of the table); others are not repaired.
@@ -53,7 +54,8 @@ class Progress:
     def __init__(self, table: Any, client: dict[str, Any]) -> None:
         self.table, self.client = table, client
         self._next: dict[tuple[str, int], int] = {}
-        self._dirty: dict[tuple[str, int], int] = {}
+        self._moved: dict[tuple[str, int], int] = {}  # since the last store
+        self._dirty: dict[tuple[str, int], bytes] = {}  # stored since the last flush
         self._generation = -1
 
     def reset_if(self, generation: int) -> None:
@@ -77,19 +79,25 @@ class Progress:
         self._next[tp] = max(offset + 1, self._next.get(tp, 0))
 
     def done(self, topic: str, partition: int, offset: int) -> None:
-        """A message was handled: its mark goes to the changelog with the batch."""
+        """A message was handled: its mark is stored with the batch."""
         tp = (topic, partition)
-        self._next[tp] = self._dirty[tp] = max(offset + 1, self._next.get(tp, 0))
+        self._next[tp] = self._moved[tp] = max(offset + 1, self._next.get(tp, 0))
 
-    def flush(self) -> list[tuple[int, bytes, bytes]]:
-        """Write the marks moved since the last flush to the store and return their
-        changelog records (partition, key, value)."""
-        out = []
-        for tp, nxt in self._dirty.items():
+    def store(self) -> None:
+        """Write the marks moved since the last store to the table's store (once per
+        batch); their changelog records wait for ``flush``."""
+        for tp, nxt in self._moved.items():
             value, here = str(nxt).encode(), Replayed(None, b"", _Message(*tp, -1))
             _current_event.set(weakref.ref(here))  # type: ignore[arg-type]  # RocksDB: partition
             self.table.data[_key(tp)] = value
-            out.append((tp[1], _key(tp), value))
+            self._dirty[tp] = value
+        self._moved = {}
+
+    def flush(self) -> list[tuple[int, bytes, bytes]]:
+        """The changelog records (partition, key, value) of the marks stored since the
+        last flush, one per source partition (storing any moved first)."""
+        self.store()
+        out = [(tp[1], _key(tp), value) for tp, value in self._dirty.items()]
         self._dirty = {}
         return out
 

@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     batch_max: int = 500
     batch_within_s: float = 0.005
     stream_buffer: int = 20_000
+    changelog_interval_s: float = 2.0
+    stall_after_s: float = 10.0
     state_cache: int = 2_000
     gc_thresholds: tuple[int, int, int] = (10_000, 50, 100)
     gc_freeze: bool = True

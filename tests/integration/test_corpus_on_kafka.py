@@ -9,6 +9,7 @@ import json
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -26,14 +27,21 @@ async def test_corpus_dead_letters_with_reasons(kafka, prefix, start_worker) -> 
     worker = start_worker()
     manifest: dict[str, str] = json.loads((CORPUS / "MANIFEST.json").read_text())
     now, topic = time.time(), f"{prefix}events.clickstream"
-    sent = {}
+    sent, later = {}, []
     ordered = {"valid", "duplicate", "identity_conflict"}  # pairs whose order matters
     for name in sorted(manifest):  # sorted: the first of each pair goes first
         raw = (CORPUS / "bad" / name).read_bytes().replace(b"{{NOW}}", format_time(now).encode())
         sent[name] = raw
         # Kafka orders within a partition only: the pairs share a key, so a partition
         key = b"corpus-ordered" if manifest[name] in ordered else name.encode()
-        await produce(kafka.bootstrap, [(topic, key, raw)])
+        (later if manifest[name] == "duplicate" else []).append((topic, key, raw))
+        if manifest[name] != "duplicate":
+            await produce(kafka.bootstrap, [(topic, key, raw)])
+    # the duplicate once the first event's state is on the changelog: a flush coalesces a
+    # customer's writes, and the check below wants the duplicate's own record
+    changelog_topic = f"{prefix}worker-customers-changelog"
+    await read_until(kafka.bootstrap, [changelog_topic], lambda rs: _mine(rs) != [], timeout=60)
+    await produce(kafka.bootstrap, later)
     after = orjson.dumps(event_doc("after-1", "page_view", now, "corpus-after", {"url": "/"}))
     await produce(kafka.bootstrap, [(topic, b"after", after)])
 
@@ -73,7 +81,12 @@ async def test_corpus_dead_letters_with_reasons(kafka, prefix, start_worker) -> 
     # the duplicate re-wrote the unchanged state: a second, identical changelog record
     # (this is what heals a changelog left behind by a crash; see agents/app.py)
     changelog = await read_until(
-        kafka.bootstrap, [f"{prefix}worker-customers-changelog"], lambda rs: False, timeout=4
+        kafka.bootstrap, [changelog_topic], lambda rs: len(_mine(rs)) >= 2, timeout=30, grace=3
     )
-    mine = [r.value for r in changelog if r.key == b"corpus-c1"]
+    mine = _mine(changelog)
     assert len(mine) == 2 and mine[0] == mine[1]
+
+
+def _mine(records: list[Any]) -> list[bytes]:
+    """The changelog values of the customer the duplicate pair belongs to."""
+    return [r.value for r in records if r.key == b"corpus-c1"]
