@@ -289,12 +289,12 @@ async def baton_workers(
         for i, port in enumerate(ports)
     ]
     try:
-        for port, proc in zip(ports, procs, strict=True):
+        # from the first worker ready: it starts on the backlog while the next one starts
+        await asyncio.to_thread(wait_healthy, ports[0], procs[0])
+        ready, c0 = time.perf_counter(), sum(cpu_s(p.pid) for p in procs)
+        for port, proc in zip(ports[1:], procs[1:], strict=True):
             await asyncio.to_thread(wait_healthy, port, proc)
-        c0 = sum(cpu_s(p.pid) for p in procs)
-        eps = await processed_rate(
-            ports, "baton_events_processed_total", len(events), time.perf_counter()
-        )
+        eps = await processed_rate(ports, "baton_events_processed_total", len(events), ready)
         await asyncio.sleep(SETTLE_S)
         cpu_us = (sum(cpu_s(p.pid) for p in procs) - c0) / len(events) * 1e6
         metrics = [await asyncio.to_thread(scrape, port) for port in ports]

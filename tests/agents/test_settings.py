@@ -61,6 +61,9 @@ def test_app_declares_co_partitioned_topics_and_table(tmp_path) -> None:
     assert baton.customers.key_serializer == "raw" and baton.customers.value_serializer == "raw"
     assert baton.app.conf.stream_buffer_maxsize == s.stream_buffer == 20_000
     assert baton.states.live, "the memory store holds decoded states"
+    assert baton.held.interval == s.changelog_interval_s == 2.0
+    assert baton.stalls.after_s == s.stall_after_s == 10.0
+    assert baton.stalls.tracked("x.customer-events") and not baton.stalls.tracked("x.feedback")
 
 
 def test_rocksdb_tables_hold_bytes_behind_a_cache(tmp_path) -> None:
