@@ -24,9 +24,11 @@ class Consumer:
         return True
 
 
-def event(offset: int) -> Any:
+def event(offset: int, generation: int | None = None) -> Any:
     tp = TP("t", 0)
-    msg = ConsumerMessage("t", 0, offset, time.time(), 0, [], b"k", b"v", None, 1, 1, tp)
+    msg = ConsumerMessage(
+        "t", 0, offset, time.time(), 0, [], b"k", b"v", None, 1, 1, tp, generation_id=generation
+    )
     msg.incref()  # as Faust's conductor does when it hands the message to a stream
     return SimpleNamespace(message=msg)
 
@@ -47,6 +49,16 @@ def test_a_held_message_is_acknowledged_only_when_released() -> None:
     assert consumer.acked == [0, 1, 2]
     Held.release(taken, consumer, generation=0)  # a second release is not a second ack
     assert consumer.acked == [0, 1, 2] and len(held) == 1
+
+
+def test_a_message_from_before_a_rebalance_is_not_acknowledged_late() -> None:
+    """Its partition is read again from the committed offset after the rebalance; a late
+    acknowledgement would commit past what the new generation has read."""
+    consumer, held = Consumer(), Held(interval=60.0)
+    old, new = event(0, generation=1), event(1, generation=2)
+    held.hold([old, new])
+    assert Held.release(held.take(), consumer, generation=2) == 1
+    assert consumer.acked == [1]
 
 
 def test_a_range_read_again_is_not_held() -> None:
