@@ -180,8 +180,8 @@ class Metrics:
             ),
             changelog_flush=Histogram(
                 f"{prefix}_changelog_flush_seconds",
-                "Time to encode and hand one flush of the state changelog to the producer "
-                "(the hot agents wait meanwhile).",
+                "Time to take one flush of the state changelog and hand it to the producer "
+                "(the hot agents wait only while its records are taken).",
                 buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
                 registry=registry,
             ),
