@@ -2,13 +2,21 @@
 .DEFAULT_GOAL := help
 DURATION ?= 60
 
-.PHONY: help setup demo test test-unit lint typecheck broker bench
+.PHONY: help setup lock docs demo test test-unit lint typecheck broker bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 setup: ## install system packages, .venv and the Kafka jars (idempotent)
 	@bash deploy/setup.sh
+
+lock: setup ## pin every dependency again from pyproject.toml into requirements.lock (uv)
+	.venv/bin/uv pip compile pyproject.toml --extra dev --python-version 3.11 \
+	  --python-platform x86_64-unknown-linux-gnu -o requirements.lock --quiet
+
+docs: setup ## write the generated reference pages (docs/configuration.md)
+	.venv/bin/python -c 'from agents.settings import reference; print(reference(), end="")' \
+	  > docs/configuration.md
 
 demo: setup ## run the local demo (own Kafka broker, worker, simulated shoppers) for DURATION s
 	.venv/bin/baton demo --duration $(DURATION)
@@ -22,7 +30,7 @@ test-unit: setup ## run only the tests that need no broker
 lint: setup ## ruff lint and format check
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .
 
-typecheck: setup ## mypy strict on schemas/ and pipeline/
+typecheck: setup ## mypy strict on schemas/, pipeline/ and agents/
 	.venv/bin/mypy
 
 bench: setup ## run every benchmark (about 18 minutes); JSON, PNG and summary.md in bench/results

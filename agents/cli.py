@@ -26,7 +26,7 @@ def main() -> None:
     """Baton: real-time next-best-action decisioning on Kafka.
 
     Configuration comes from BATON_* environment variables (BATON_KAFKA_BOOTSTRAP,
-    BATON_TOPIC_PREFIX, ...); see the README.
+    BATON_TOPIC_PREFIX, ...); see docs/configuration.md.
     """
 
 
@@ -45,7 +45,7 @@ def worker(create_topics: bool) -> None:
     """
     import faust
 
-    from agents import heap
+    from agents import heap, runtime
     from agents.app import create_app
     from agents.topics import create_topics as make_topics
 
@@ -54,6 +54,7 @@ def worker(create_topics: bool) -> None:
         asyncio.run(make_topics(settings))
     asyncio.set_event_loop(asyncio.new_event_loop())
     baton = create_app(settings)
+    runtime.install()  # Baton's fetch loop (agents.runtime.drain), at start, not at build
     w = faust.Worker(baton.app, loglevel=settings.log_level.upper())
     heap.watch(baton.metrics)
     frozen = heap.tune(settings.gc_thresholds, settings.gc_freeze)
@@ -111,7 +112,7 @@ def topics_create() -> None:
     settings = Settings()
     made = set(asyncio.run(create_topics(settings)))
     for t in TOPICS:
-        state = "created" if t.name in made else "exists"
+        state = "created" if settings.topic(t.name) in made else "exists"
         click.echo(f"{settings.topic(t.name):40} {state:8} {t.cleanup:8} {t.description}")
 
 

@@ -188,7 +188,7 @@ class Metrics:
             stalled_partitions=Counter(
                 f"{prefix}_stalled_partitions",
                 "Source partitions found with messages past their committed offset that "
-                "nothing delivered, sought back to it (agents.stalls).",
+                "nothing delivered, sought back to it (agents.runtime.stalls).",
                 ["topic"],
                 registry=registry,
             ),

@@ -10,6 +10,7 @@ Swapping is one assignment, so a decision never sees half a model.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from agents.metrics import Metrics
 from agents.settings import Settings
@@ -67,10 +68,13 @@ class ModelRegistry:
         self.metrics.snapshots_loaded.labels("response").inc()
 
     def scores(self, state: CustomerState, now: float) -> tuple[dict[str, float], dict[str, int]]:
-        """Intent scores and model versions (loaded models only)."""
+        """Intent scores and model versions (loaded models only) of a state at ``now``."""
+        return self.score(features(state, now)) if self.models else ({}, {})
+
+    def score(self, x: Mapping[str, float]) -> tuple[dict[str, float], dict[str, int]]:
+        """Intent scores and model versions (loaded models only) of features ``x``."""
         if not self.models:
             return {}, {}
-        x = features(state, now)
         models = dict(self.models)  # the follower may install a model meanwhile
         return {i: m.predict(x) for i, m in models.items()}, {
             i: m.version for i, m in models.items()

@@ -10,68 +10,229 @@ import ssl
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.events import DecodeConfig
 from pipeline.labels import LabelConfig
 from pipeline.playbook import DEFAULT_PATH, Playbook, load_file
 from pipeline.state import StateConfig
+from pipeline.step import StepConfig
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "reference"]
 
 
 class Settings(BaseSettings):
-    """Baton configuration (env prefix ``BATON_``); see the README's configuration table."""
+    """Baton configuration (env prefix ``BATON_``); see docs/configuration.md."""
 
     model_config = SettingsConfigDict(env_prefix="BATON_", frozen=True, extra="ignore")
 
-    kafka_bootstrap: str = "127.0.0.1:9092"
-    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
-    sasl_username: str | None = None
-    sasl_password: SecretStr | None = None
-    ssl_cafile: Path | None = None
-    ssl_certfile: Path | None = None
-    ssl_keyfile: Path | None = None
+    kafka_bootstrap: str = Field(
+        default="127.0.0.1:9092", description="comma-separated bootstrap servers"
+    )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="`PLAINTEXT`, `SSL`, `SASL_PLAINTEXT`, `SASL_SSL`"
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        default="PLAIN", description="`PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`"
+    )
+    sasl_username: str | None = Field(
+        default=None, description="SASL credentials (the password is a secret type, never logged)"
+    )
+    sasl_password: SecretStr | None = Field(
+        default=None, description="SASL credentials (the password is a secret type, never logged)"
+    )
+    ssl_cafile: Path | None = Field(default=None, description="TLS trust and client certificate")
+    ssl_certfile: Path | None = Field(default=None, description="TLS trust and client certificate")
+    ssl_keyfile: Path | None = Field(default=None, description="TLS trust and client certificate")
 
-    topic_prefix: str = "baton."
-    partitions: int = 4
-    replication_factor: int = 1
-    app_id: str = "worker"
+    topic_prefix: str = Field(
+        default="baton.",
+        description="prefix of every topic, of the consumer group and of changelog topics",
+    )
+    partitions: int = Field(
+        default=4, description="partitions of every Baton topic (all co-partitioned by customer)"
+    )
+    replication_factor: int = Field(
+        default=1, description="replication factor for topics Baton creates"
+    )
+    app_id: str = Field(
+        default="worker", description="Faust app id; the group is `<prefix><app_id>`"
+    )
 
-    store: Literal["memory", "rocksdb"] = "memory"
-    data_dir: Path = Path("data")
-    web_host: str = "127.0.0.1"
-    web_port: int = 6066
+    store: Literal["memory", "rocksdb"] = Field(
+        default="memory",
+        description=(
+            "table store: `memory` (state rebuilt from the changelog at start) or `rocksdb` "
+            "(local RocksDB files under `BATON_DATA_DIR`, through `rocksdict`; only the "
+            "changelog's tail is read at start)"
+        ),
+    )
+    data_dir: Path = Field(default=Path("data"), description="local state directory")
+    web_host: str = Field(
+        default="127.0.0.1", description="where `/metrics` and `/health` are served"
+    )
+    web_port: int = Field(default=6066, description="where `/metrics` and `/health` are served")
 
-    max_event_bytes: int = 64 * 1024
-    max_future_s: float = 600.0
-    max_lateness_s: float = 7 * 86400.0
-    session_gap_s: float = 1800.0
-    playbook_file: Path | None = None
-    playbook_params: dict[str, float] = {}
-    timer_interval_s: float = 5.0
-    batch_max: int = 500
-    batch_within_s: float = 0.005
-    stream_buffer: int = 20_000
-    changelog_interval_s: float = 2.0
-    stall_after_s: float = 10.0
-    state_cache: int = 2_000
-    gc_thresholds: tuple[int, int, int] = (10_000, 50, 100)
-    gc_freeze: bool = True
-    producer_linger_s: float = 0.0
-    session_timeout_s: float = 60.0
-    rescan_interval_s: float = 3600.0
-    pending_points: int = 5
-    support_horizon_s: float = 7 * 86400.0
-    churn_horizon_s: float = 30 * 86400.0
-    snapshot_every: int = 1000
-    snapshot_interval_s: float = 60.0
-    state_retention_s: float = 400 * 86400.0
-    log_level: str = "info"
-    pii_hash_key: SecretStr = SecretStr("baton-development-key")
-    model_signing_key: SecretStr = SecretStr("baton-development-model-key")
+    max_event_bytes: int = Field(
+        default=64 * 1024, description="larger messages are dead-lettered as `oversized`"
+    )
+    max_future_s: float = Field(
+        default=600.0, description="events further ahead of the worker clock: `future_timestamp`"
+    )
+    max_lateness_s: float = Field(
+        default=7 * 86400.0, description="events older than this: `too_late`"
+    )
+    session_gap_s: float = Field(default=1800.0, description="inactivity that ends a session")
+    playbook_file: Path | None = Field(
+        default=None,
+        description="the playbook a worker starts with, until one arrives on the `playbook` topic",
+    )
+    playbook_params: dict[str, float] = Field(
+        default={},
+        description=(
+            "JSON object overriding the playbook's `parameters` in every playbook this worker "
+            "loads (demos and tests shorten idle thresholds with it; the override is part of the "
+            "version hash)"
+        ),
+    )
+    timer_interval_s: float = Field(
+        default=5.0,
+        description="how often the worker looks for decisions that fell due without an event",
+    )
+    batch_max: int = Field(
+        default=500,
+        description=(
+            "the ingest and decide agents take up to this many events, waiting at most this long "
+            "for more (the wait adds to latency only when traffic is light); each event is still "
+            "decided on its own and in order"
+        ),
+    )
+    batch_within_s: float = Field(
+        default=0.005,
+        description=(
+            "the ingest and decide agents take up to this many events, waiting at most this long "
+            "for more (the wait adds to latency only when traffic is light); each event is still "
+            "decided on its own and in order"
+        ),
+    )
+    stream_buffer: int = Field(
+        default=20_000,
+        description=(
+            "events each agent's stream may hold fetched and not yet processed (Faust's "
+            "`stream_buffer_maxsize`, 4,096 by default; fetching pauses at 80 %). A fetch that "
+            "finds the buffer full takes Faust's per-message wait path (a task and a wait for "
+            "each message): with 4,096, a worker draining a backlog on 4 partitions spent ~10 µs "
+            "more per event there and reached ~15 % fewer events/s. Costs up to about 1-2 KB per "
+            "buffered event"
+        ),
+    )
+    changelog_interval_s: float = Field(
+        default=2.0,
+        description=(
+            "how often the state changelog is sent: each customer written since the last flush "
+            "gets one record with their newest state, and the events are acknowledged (so "
+            "committed) only after it (see How it works). Longer coalesces more (on evenly spread"
+            " traffic, 5,000 customers at ~6,000 events/s: 0.34 records per event at 2 s, ~1 per "
+            "event when sent per batch); after a crash the events since the last flush and commit"
+            " are processed again"
+        ),
+    )
+    stall_after_s: float = Field(
+        default=10.0,
+        description=(
+            "a source partition with messages past its committed offset, nothing of it in flight "
+            "and no movement for this long is read again from its committed offset, logged and "
+            "counted (`baton_stalled_partitions_total`, see [Rebalancing](#rebalancing))"
+        ),
+    )
+    state_cache: int = Field(
+        default=2_000,
+        description=(
+            "with `BATON_STORE=rocksdb`: decoded customer states kept in memory (checked against "
+            "the stored bytes on each read), to skip the JSON parse and object rebuild (~25-35 µs"
+            " of CPU) for customers active right now; a decoded state takes about 10 KB (measured"
+            " with `tracemalloc` on the benchmark's states), so 2,000 is about 20 MB; 0 turns it "
+            "off. The `memory` store needs no cache: it holds every state decoded (see How it "
+            "works)"
+        ),
+    )
+    gc_thresholds: tuple[int, int, int] = Field(
+        default=(10_000, 50, 100),
+        description=(
+            "the worker's cyclic garbage collector thresholds (`gc.set_threshold`; Python's are "
+            "`[700, 10, 10]`). With Python's, full collections over a heap of customer states "
+            "cost ~25 µs of CPU per event on evenly spread traffic (`agents/heap.py`)"
+        ),
+    )
+    gc_freeze: bool = Field(
+        default=True,
+        description=(
+            "move everything built before the worker starts (modules, Faust, the playbook) out of"
+            " the collector's scans (`gc.freeze`)"
+        ),
+    )
+    producer_linger_s: float = Field(
+        default=0.0,
+        description=(
+            "the producer's linger (Faust's `producer_linger`). Leave it at 0: at 5 ms, a worker "
+            "fed 1,500 events/s fell behind (p50 latency 1.2 s), while its CPU per event barely "
+            "moved"
+        ),
+    )
+    session_timeout_s: float = Field(
+        default=60.0,
+        description="consumer-group session timeout: how soon a dead worker's partitions move",
+    )
+    rescan_interval_s: float = Field(
+        default=3600.0,
+        description=(
+            "how often (besides after each rebalance) the worker scans its table to rebuild the "
+            "timer's due list and find idle customers"
+        ),
+    )
+    pending_points: int = Field(
+        default=5, description="prediction points per session kept for their purchase label"
+    )
+    support_horizon_s: float = Field(
+        default=7 * 86400.0, description="horizons of the support and churn labels"
+    )
+    churn_horizon_s: float = Field(
+        default=30 * 86400.0, description="horizons of the support and churn labels"
+    )
+    snapshot_every: int = Field(
+        default=1000,
+        description=(
+            "the learner publishes a model snapshot after this many examples, or this many "
+            "seconds if it learned anything"
+        ),
+    )
+    snapshot_interval_s: float = Field(
+        default=60.0,
+        description=(
+            "the learner publishes a model snapshot after this many examples, or this many "
+            "seconds if it learned anything"
+        ),
+    )
+    state_retention_s: float = Field(
+        default=400 * 86400.0,
+        description=(
+            "customers idle longer than this (by event time) are deleted from state, identity "
+            "links included"
+        ),
+    )
+    log_level: str = Field(default="info", description="worker log level")
+    pii_hash_key: SecretStr = Field(
+        default=SecretStr("baton-development-key"),
+        description=(
+            "secret key of the HMAC that replaces e-mail addresses and phone numbers in state; "
+            "set your own in production and keep it stable"
+        ),
+    )
+    model_signing_key: SecretStr = Field(
+        default=SecretStr("baton-development-model-key"),
+        description="HMAC key that model snapshots on the `models` topic must be signed with",
+    )
 
     def topic(self, name: str) -> str:
         """Full topic name for a logical name, e.g. ``actions`` -> ``baton.actions``."""
@@ -101,6 +262,10 @@ class Settings(BaseSettings):
             support_horizon_s=self.support_horizon_s,
             churn_horizon_s=self.churn_horizon_s,
         )
+
+    def step_config(self) -> StepConfig:
+        """The settings of the pure per-customer step."""
+        return StepConfig(self.state_config(), self.label_config(), self.state_retention_s)
 
     def playbook(self) -> Playbook:
         """The playbook a worker starts with (until one arrives on the playbook topic)."""
@@ -133,3 +298,29 @@ class Settings(BaseSettings):
                 self.sasl_password.get_secret_value() if self.sasl_password else None
             )
         return kw
+
+
+def reference() -> str:
+    """``docs/configuration.md``: every setting, its variable, default and meaning, made
+    from the fields above (``make docs`` writes it; a test fails when it drifts)."""
+    rows = [
+        "# Configuration",
+        "",
+        "<!-- generated from agents/settings.py by `make docs`: edit the fields there -->",
+        "",
+        "One settings object (`agents.settings.Settings`), read once from the environment at",
+        "start; nothing is read at import time. Secrets are secret types, never logged.",
+        "",
+        "| variable | default | meaning |",
+        "|---|---|---|",
+    ]
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        if isinstance(default, SecretStr):
+            shown = "a development key (the worker warns)"
+        elif default is None:
+            shown = "-"
+        else:
+            shown = f"`{default}`"
+        rows.append(f"| `BATON_{name.upper()}` | {shown} | {field.description} |")
+    return "\n".join(rows) + "\n"

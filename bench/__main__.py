@@ -1,4 +1,4 @@
-"""Every benchmark in one command, results as JSON and PNG, and the README's summary.
+"""Every benchmark in one command, results as JSON and PNG, and the benchmarks' summary.
 
     .venv/bin/python -m bench            # about 18 minutes on 2 cores
     .venv/bin/python -m bench --quick    # seconds-sized: checks that everything runs
@@ -10,7 +10,7 @@ ones: the core's cost per event (``bench.scoring``) and decision quality against
 oracle, static rules, random and no action (``bench.quality``). Writes
 ``OUT/{throughput,memory,scoring,quality}.json``, ``OUT/throughput.png`` (events/s and
 latency percentiles), ``OUT/quality.png`` (cumulative reward and regret) and
-``OUT/summary.md`` (the table the README shows). Numbers, not pass/fail.
+``OUT/summary.md`` (the table docs/benchmarks.md shows). Numbers, not pass/fail.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def plot_throughput(r: dict[str, Any], path: Path) -> None:
 def summary(
     t: dict[str, Any], m: list[dict[str, Any]], s: dict[str, Any], q: dict[str, Any]
 ) -> str:
-    """The README's summary table, in Markdown."""
+    """The benchmarks' summary table, in Markdown."""
     floor = t["faust_floor_events_per_s"]
     rows = [
         ("plain aiokafka loop (Python floor)", f"{t['baseline_aiokafka_events_per_s']:,} events/s"),

@@ -2,7 +2,8 @@
 # Sets up everything Baton needs on a fresh Debian-like machine, idempotently:
 #   1. system packages: Java 17 (broker), Maven (broker jars), kcat (end-to-end tests),
 #      prometheus (for promtool, which checks the metrics output);
-#   2. a Python 3.11 virtualenv in .venv with Baton and its dev tools;
+#   2. a Python 3.11 virtualenv in .venv with Baton and its dev tools, at the versions
+#      in requirements.lock (made by uv from pyproject.toml: `make lock`);
 #   3. the Apache Kafka jars, from Maven Central through deploy/kafka/pom.xml (cached).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,12 +32,13 @@ fi
 [ -n "$py" ] || { echo "setup: Python 3.11 is needed" >&2; exit 1; }
 
 stamp=".venv/.baton-installed"
-want=$(sha256sum pyproject.toml | cut -c1-16)
+want=$(cat pyproject.toml requirements.lock | sha256sum | cut -c1-16)
 if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: creating .venv with $py and installing Baton" >&2
   "$py" -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e '.[dev]'
+  .venv/bin/python -m pip install -q -r requirements.lock
+  .venv/bin/python -m pip install -q --no-deps -e .
   echo "$want" > "$stamp"
 fi
 

@@ -133,15 +133,19 @@ def rule_context(
     event: Event | None,
     scores: Mapping[str, float],
     with_features: bool = True,
+    x: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """The variables a rule sees for ``state`` at ``now``, triggered by ``event`` (or timer).
 
-    ``with_features=False`` leaves ``f`` empty, for playbooks whose rules do not read it."""
+    ``with_features=False`` leaves ``f`` empty, for playbooks whose rules do not read it;
+    ``x`` is the state's features at ``now``, if already computed."""
+    if with_features and x is None:
+        x = features(state, now)
     cart, p = state.cart, state.profile
     return {
         "trigger": "timer" if event is None else "event",
         "event": _event(event),
-        "f": features(state, now) if with_features else {},
+        "f": dict(x) if with_features and x is not None else {},
         "score": {i: float(scores.get(i, 0.0)) for i in INTENTS},
         "models": bool(scores),
         "cart": {

@@ -26,6 +26,7 @@ is known, then become training examples for the intent models.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,9 +78,16 @@ def _examples(
 
 
 def label_event(
-    before: CustomerState | None, after: CustomerState, event: Event, cfg: LabelConfig
+    before: CustomerState | None,
+    after: CustomerState,
+    event: Event,
+    cfg: LabelConfig,
+    x: Mapping[str, float] | None = None,
 ) -> tuple[CustomerState, list[Example]]:
-    """Labels that ``event`` settles, and the waiting points after it."""
+    """Labels that ``event`` settles, and the waiting points after it; ``x``: the
+    features of ``after`` at the event's time, if already computed."""
+    if x is None:
+        x = features(after, event.event_time)
     out: list[Example] = []
     pending = before.pending if before is not None else ()
     old = before.session.id if before is not None and before.session else None
@@ -90,9 +98,9 @@ def label_event(
         out += _examples(after, pending, True, event.event_time)
         pending = ()
     elif after.session is not None and not after.session.purchased:
-        point = (event.event_time, row(features(after, event.event_time)))
+        point = (event.event_time, row(x))
         pending = (*pending, point)[-cfg.pending_points :]
-    labelled, more = _horizons(before, evolve(after, pending=pending), event, old, cfg)
+    labelled, more = _horizons(before, evolve(after, pending=pending), event, old, cfg, x)
     return labelled, out + more
 
 
@@ -102,6 +110,7 @@ def _horizons(
     event: Event,
     old_session: str | None,
     cfg: LabelConfig,
+    x: Mapping[str, float],
 ) -> tuple[CustomerState, list[Example]]:
     """Support and churn points: settle what this event settles, add a session-start point."""
     t, out = event.event_time, []
@@ -117,7 +126,7 @@ def _horizons(
         out += _examples(after, came_back, False, t, "churn")
         churn = tuple(p for p in churn if p not in came_back)
     if new_session:
-        point = (t, row(features(after, t)))
+        point = (t, row(x))
         support = (*support, point)[-cfg.horizon_points :]
         churn = (*churn, point)[-cfg.horizon_points :]
     return evolve(after, support_points=support, churn_points=churn), out

@@ -410,12 +410,18 @@ def _in_cel(ctx: Mapping[str, Any], pb: Playbook) -> Callable[[], Any]:
 
 
 def decide(
-    state: CustomerState, now: float, trigger: Trigger, event: Event | None, inp: Inputs
+    state: CustomerState,
+    now: float,
+    trigger: Trigger,
+    event: Event | None,
+    inp: Inputs,
+    x: Mapping[str, float] | None = None,
 ) -> Decision:
-    """Pick the next best action for ``state`` at ``now``; ``action`` is None if unchanged."""
+    """Pick the next best action for ``state`` at ``now``; ``action`` is None if unchanged.
+    ``x``: the state's features at ``now``, if already computed."""
     pb = inp.playbook
     state, outcomes = _settle(state, now, event)
-    ctx = rule_context(state, now, event, inp.scores, with_features="f" in pb.reads)
+    ctx = rule_context(state, now, event, inp.scores, with_features="f" in pb.reads, x=x)
     ctx["params"] = pb.parameters
     cands, matched, dropped, refused = _candidates(state, now, ctx, _in_cel(ctx, pb), inp)
     if not cands:

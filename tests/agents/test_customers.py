@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import orjson
 
-from agents.customers import Customers
+from agents.runtime.customers import Customers
 from pipeline.events import Event
 from pipeline.simulator import event_doc
 from pipeline.state import CustomerState, StateConfig, apply

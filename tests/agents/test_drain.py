@@ -1,4 +1,4 @@
-"""The per-fetch delivery loop (agents.drain): messages reach the streams in order with
+"""The per-fetch delivery loop (agents.runtime.drain): messages reach the streams in order with
 Faust's read-offset and gap bookkeeping, and a suspension mid-fetch, the flow stopping,
 a new group generation or a seek leave the rest of the fetch undelivered with the read
 offsets where they were (or where the seek put them).
@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import SimpleNamespace
 
-from agents import drain
+from agents.runtime import drain
 
 
 @dataclass

@@ -11,7 +11,7 @@ from typing import Any
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 
-from agents.holding import Held
+from agents.runtime.holding import Held
 
 
 class Consumer:

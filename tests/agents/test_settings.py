@@ -70,3 +70,15 @@ def test_rocksdb_tables_hold_bytes_behind_a_cache(tmp_path) -> None:
     s = Settings(store="rocksdb", data_dir=tmp_path, state_cache=7)
     baton = create_app(s, CollectorRegistry())
     assert not baton.states.live and baton.states.cache_size == 7
+
+
+def test_the_configuration_reference_is_generated_from_the_settings() -> None:
+    from pathlib import Path
+
+    from agents.settings import Settings, reference
+
+    page = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
+    assert page.read_text() == reference(), "docs/configuration.md drifted: run `make docs`"
+    for name in Settings.model_fields:
+        assert f"`BATON_{name.upper()}`" in page.read_text()
+        assert Settings.model_fields[name].description, f"{name} has no description"

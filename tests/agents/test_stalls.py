@@ -15,7 +15,7 @@ from aiokafka import TopicPartition
 from prometheus_client import CollectorRegistry
 
 from agents.metrics import Metrics
-from agents.stalls import Stalls
+from agents.runtime.stalls import Stalls
 
 TP = TopicPartition("events.clickstream", 0)
 

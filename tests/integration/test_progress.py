@@ -1,12 +1,12 @@
 """Source progress marks find a range committed but never processed, and read it again
-from the real broker, in order, exactly (agents.progress)."""
+from the real broker, in order, exactly (agents.runtime.progress)."""
 
 from __future__ import annotations
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from agents.progress import Progress
+from agents.runtime.progress import Progress
 from tests.kafkaio import produce
 
 pytestmark = [pytest.mark.broker]

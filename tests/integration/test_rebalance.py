@@ -4,11 +4,11 @@ coming.
 
 Each step must leave the state exact (every event applied once, none lost), and each
 changelog record must sit on its customer's partition, where the partition's next owner
-reads it (one record per customer per batch, agents.customers).
+reads it (one record per customer per batch, agents.runtime.customers).
 
 A second test starts two workers at the same instant on a backlog (``bench.throughput``'s
 scaling run), where Faust once committed offsets past fetched but unprocessed messages
-(repaired by agents.progress, whose re-read is tested in test_progress).
+(repaired by agents.runtime.progress, whose re-read is tested in test_progress).
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ async def test_two_workers_starting_together_leave_no_partition_behind(
 ) -> None:
     """Two workers started at the same instant on a 30,000-event backlog (the scaling
     benchmark's start): both get partitions, and every customer ends exact. This start
-    once lost ~2,600 fetched messages per partition (now re-read, agents.progress) and
+    once lost ~2,600 fetched messages per partition (now re-read, agents.runtime.progress) and
     once left a partition unconsumed (not seen again since the changelog is sent by the
     agents; 8 runs)."""
     t0 = time.time() - 3600

@@ -44,7 +44,7 @@ class Held:
         add = self._messages.append
         for ev in events:
             msg = ev.message
-            if hasattr(msg, "incref"):  # not a range read again (agents.progress)
+            if hasattr(msg, "incref"):  # not a range read again (agents.runtime.progress)
                 msg.incref()
                 add(msg)
 

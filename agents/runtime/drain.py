@@ -14,7 +14,7 @@ bookkeeping. If the flow stops mid-fetch, the rest of that fetch is not delivere
 its read offsets stay where they were (Faust would have delivered what did not block
 and advanced them); Faust seeks back to the committed offsets when the flow is not
 active, so they are fetched again, and a range committed but never processed is
-re-read by ``agents.progress``. While the flow is stopped, messages go through Faust's
+re-read by ``agents.runtime.progress``. While the flow is stopped, messages go through Faust's
 own per-message race.
 
 Installed by the Baton app (not at import): the benchmark's minimal Faust agent keeps

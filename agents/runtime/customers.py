@@ -5,7 +5,7 @@ key (and, for RocksDB, the partition's database) from the event being iterated. 
 agents take events in batches, so this wrapper
 
 - writes the store at once (later events read it) and returns the changelog records
-  once per customer per flush (``agents.holding``: every ``BATON_CHANGELOG_INTERVAL_S``),
+  once per customer per flush (``agents.runtime.holding``: every ``BATON_CHANGELOG_INTERVAL_S``),
   for the partition the caller names: a customer with five events in that time costs
   one changelog record, not five (Kafka Streams' record cache). The caller hands them to
   the producer itself: through Faust's ``send_changelog`` each record cost about 100 µs
@@ -92,6 +92,10 @@ class Customers:
             return raw
         return decode(raw)
 
+    def keys(self) -> list[bytes]:
+        """Every customer in the local table (a snapshot: the flows write meanwhile)."""
+        return list(self.table.keys())
+
     def put(self, key: bytes, partition: int, state: CustomerState) -> None:
         if self.live:
             self.table.data[key] = state
@@ -113,10 +117,10 @@ class Customers:
         written since the last flush, one each, with the last value. The events that
         wrote them are acknowledged only after these are sent, and Faust's commit flushes
         the producer before it commits offsets, so a committed offset never runs ahead of
-        its changelog (``agents.holding``)."""
+        its changelog (``agents.runtime.holding``)."""
         dirty, self._dirty = self._dirty, {}
         return [
-            (partition, key, value if value is None or type(value) is bytes else encode(value))
+            (partition, key, encode(value) if isinstance(value, CustomerState) else value)
             for key, (partition, value) in dirty.items()
         ]
 

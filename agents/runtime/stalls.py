@@ -24,6 +24,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from agents.runtime.internals import in_flight, offsets, stream_buffers_empty
+
 __all__ = ["Stalls"]
 
 log = logging.getLogger(__name__)
@@ -34,7 +36,7 @@ class Stalls:
 
     def __init__(self, app: Any, tracked: Callable[[str], bool], counter: Any, after_s: float):
         self.app, self.tracked, self.counter, self.after_s = app, tracked, counter, after_s
-        self._since: dict[Any, tuple[tuple[int, int | None], float]] = {}
+        self._since: dict[Any, tuple[tuple[int | None, int | None], float]] = {}
 
     async def check(self, held: Iterable[Any]) -> int:
         """Seek back the partitions stalled for ``after_s``; ``held``: the partitions
@@ -43,16 +45,16 @@ class Stalls:
         if app.rebalancing or not consumer.flow_active or not app.flow_control.is_active():
             self._since.clear()
             return 0
-        busy = {m.tp for m in list(consumer._unacked_messages)} | set(held)
-        if any(not q.empty() for q in list(app.flow_control._queues)):
+        busy: set[Any] | None = in_flight(consumer) | set(held)
+        if not stream_buffers_empty(app):
             busy = None  # a stream has messages waiting: nothing is idle yet
         now, sought = time.monotonic(), 0
         for tp in consumer.assignment():
-            committed = consumer._committed_offset.get(tp)
+            seen = offsets(consumer, tp)
+            committed = seen[0]
             if not self._idle_with_lag(tp, committed, busy):
                 self._since.pop(tp, None)
                 continue
-            seen = (committed, consumer._read_offset.get(tp))
             first = self._since.get(tp)
             if first is None or first[0] != seen:
                 self._since[tp] = (seen, now)

@@ -8,7 +8,7 @@ before batching lost them the same way (41,542 of 50,000 processed).
 
 So every hot agent records, per source partition, the next offset it has processed up to
 (``progress`` table, stored once per partition per batch, changelogged like the
-customers table before the batch is acknowledged: ``agents.holding``). When the first
+customers table before the batch is acknowledged: ``agents.runtime.holding``). When the first
 message a worker sees on a partition lies beyond that mark, the range in between is read
 again from Kafka with a plain consumer (no group) and handled first, in order; each
 repair is logged and counted (``baton_source_gaps_total``,
@@ -22,12 +22,12 @@ source is owned with partition ``p`` of the table); others are not repaired.
 from __future__ import annotations
 
 import time
-import weakref
 from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from faust.streams import _current_event
+
+from agents.runtime.internals import set_current_event
 
 __all__ = ["Progress", "Replayed"]
 
@@ -88,7 +88,7 @@ class Progress:
         batch); their changelog records wait for ``flush``."""
         for tp, nxt in self._moved.items():
             value, here = str(nxt).encode(), Replayed(None, b"", _Message(*tp, -1))
-            _current_event.set(weakref.ref(here))  # type: ignore[arg-type]  # RocksDB: partition
+            set_current_event(here)  # RocksDB: the partition's database
             self.table.data[_key(tp)] = value
             self._dirty[tp] = value
         self._moved = {}

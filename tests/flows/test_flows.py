@@ -1,0 +1,272 @@
+"""The worker's flows in-process, over the in-memory runtime (``agents.runtime.memory``):
+recorded streams for every default journey, identity merge, erasure, the feedback join,
+duplicates and late events, each asserting the exact sequence of actions, dead letters
+and training examples. No broker, no Faust worker: the same flow code the worker runs
+(``test_journeys`` and friends run it on Apache Kafka)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import yaml
+from prometheus_client import CollectorRegistry
+
+from agents.runtime.memory import InProcess
+from agents.settings import Settings
+from pipeline.events import format_time
+from pipeline.playbook import DEFAULT_PATH
+from pipeline.simulator import event_doc
+
+DAY = 86400.0
+T = 1_800_000_000.0  # 2027-01-15T08:00:00Z
+FAST = {"cart_abandon_min": 0.05, "browse_abandon_min": 0.05}
+
+
+class Shop:
+    """One in-process worker with the default playbook (no exploration, no control
+    group, short idle thresholds) and a clock the test moves."""
+
+    def __init__(self, tmp_path: Path, **settings: Any) -> None:
+        doc = yaml.safe_load(DEFAULT_PATH.read_text())
+        doc["arbitration"]["exploration_rate"] = 0.0
+        doc["control_group"]["share"] = 0.0
+        pb = tmp_path / "pb.yaml"
+        pb.write_text(yaml.safe_dump(doc))
+        s = Settings(playbook_file=pb, playbook_params=FAST, max_lateness_s=200 * DAY, **settings)
+        self.now, self.n = T, 0
+        self.registry = CollectorRegistry()
+        self.run = InProcess(s, self.registry, clock=lambda: self.now)
+
+    def ev(
+        self, cid: str, kind: str, ago: float = 0.0, topic: str = "clickstream", **p: Any
+    ) -> dict[str, Any]:
+        self.n += 1
+        doc = event_doc(f"{cid}-{self.n}", kind, self.now - ago, cid, p)
+        self.send(f"events.{topic}", cid.encode(), doc)
+        return doc
+
+    def send(self, topic: str, key: bytes, doc: Any) -> None:
+        self.run.produce(topic, key, doc if isinstance(doc, bytes) else orjson.dumps(doc))
+
+    def wait(self, seconds: float) -> None:
+        """Let time pass, the timer running every 5 s as in the worker."""
+        end = self.now + seconds
+        while self.now < end:
+            self.now = min(end, self.now + 5.0)
+            self.run.tick(self.now)
+
+    def actions(self, topic: str = "actions") -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for a in self.run.values(topic):
+            out.setdefault(a["customer_id"], []).append(a["action"])
+        return out
+
+    def dead(self) -> list[str]:
+        return [d["reason"] for d in self.run.values("events.deadletter")]
+
+    def examples(self) -> list[tuple[str, str, bool]]:
+        return [
+            (e.get("intent", "response"), e.get("customer_id") or e["action"], e["y"])
+            for e in self.run.values("training-examples")
+        ]
+
+    def metric(self, name: str, **labels: str) -> float:
+        return self.registry.get_sample_value(name, labels) or 0.0
+
+
+def test_every_default_journey(tmp_path: Path) -> None:
+    shop = Shop(tmp_path)
+    s = shop.ev
+    s("j-welcome", "page_view", url="/")
+    s("j-cart", "page_view", 5, url="/")
+    s("j-cart", "add_to_cart", 4, product_id="p1", price=100.0, quantity=1)
+    for i in range(3):  # three products, three categories: no strong interest yet
+        s("j-browse", "product_view", 10 - i, product_id=f"b{i}", category=f"cat{i}")
+    for i in range(3):  # three views in one category: a recommendation, in session
+        s("j-reco", "product_view", 10 - i, product_id=f"r{i}", category="shoes")
+    s("j-support", "login", 60)
+    s("j-support", "outage_notice", 30, topic="service", status="major")
+    for i in range(5):  # five orders in the last weeks, then a visit: loyalty
+        s("j-loyal", "purchase", (40 - 5 * i) * DAY, order_value=20.0)
+    s("j-loyal", "page_view", url="/")
+    s("j-churn", "purchase", 95 * DAY, order_value=250.0)
+    s("j-churn", "purchase", 90 * DAY, order_value=250.0)
+    s("j-churn", "page_view", url="/")  # back after 90 days: a churn save
+    s("j-xsell", "add_to_cart", 30, product_id="x", price=10.0)
+    s("j-xsell", "purchase", 20, order_value=10.0)
+    s("j-nps", "login", 2 * DAY)
+    s("j-nps", "survey_response", topic="service", nps=3)
+    s("j-loan", "login", 2 * DAY)
+    s("j-loan", "profile_updated", 2 * DAY - 1, email="loan@example.com")
+    for i in range(5):
+        s("j-loan", "product_view", 10 - i, product_id=f"l{i}", category="finance.loans")
+    shop.wait(60)  # the idle thresholds (3 s) pass: the timer decides the abandoners
+
+    welcome = "welcome_new_customer"
+    assert shop.actions() == {
+        "j-welcome": [welcome],
+        "j-cart": [welcome, "abandoned_cart_reminder"],
+        "j-browse": [welcome, "browse_abandonment"],
+        "j-reco": [welcome, "next_product_recommendation", "browse_abandonment"],
+        "j-support": [welcome, "proactive_support"],
+        "j-loyal": ["cross_sell"] * 4 + ["loyalty_reward"],
+        "j-churn": ["cross_sell", "cross_sell", "churn_save"],
+        "j-xsell": [welcome, "cross_sell"],
+        "j-nps": [welcome, "nps_detractor_followup"],
+        "j-loan": [welcome, "next_product_recommendation", "loan_offer"],
+    }
+    acts = list(shop.run.values("actions"))
+    for cid in ("j-cart", "j-reco"):  # in-session re-decisioning names what it replaces
+        prev, new = [a for a in acts if a["customer_id"] == cid][-2:]
+        assert new["supersedes"] == prev["decision_id"]
+    cart = [a for a in acts if a["customer_id"] == "j-cart"][-1]
+    assert cart["trigger"]["kind"] == "timer" and cart["payload"]["cart_value"] == 100.0
+    assert shop.dead() == []
+    # the cart customer buys: cross-sell supersedes the reminder, which converted
+    s("j-cart", "purchase", order_value=100.0)
+    assert shop.actions()["j-cart"][-2:] == ["abandoned_cart_reminder", "cross_sell"]
+    conv = "baton_journey_conversions_total"
+    labels = {"action": "abandoned_cart_reminder", "journey": "abandoned_cart"}
+    assert shop.metric(conv, group="treatment", **labels) == 1.0
+    decided = sum(len(v) for v in shop.actions().values())
+    assert shop.metric("baton_actions_total", action=welcome) == 8
+    assert decided == 26
+
+
+def test_identity_merge_moves_the_anonymous_state(tmp_path: Path) -> None:
+    shop = Shop(tmp_path)
+    anon = event_doc("x-1", "add_to_cart", T, "", {"product_id": "p", "price": 30.0})
+    del anon["customer_id"]
+    anon["anonymous_id"] = "anon-x"
+    shop.send("events.clickstream", b"anon-x", anon)
+    assert shop.actions() == {"anon-x": ["welcome_new_customer"]}
+    login = event_doc("x-2", "login", T + 1, "c-3", {})
+    login["anonymous_id"] = "anon-x"
+    shop.send("events.clickstream", b"c-3", login)
+    run = shop.run
+    assert run.identities == {b"anon-x": b"c-3"}
+    assert run.states.get(b"anon-x") is None
+    state = run.states.get(b"c-3")
+    assert state is not None and state.merged_from == ("anon-x",)
+    assert state.cart.value == 30.0, "the anonymous cart came along"
+    assert shop.metric("baton_identity_merges_total") == 1
+    assert shop.metric("baton_identity_links_total") == 1
+    # the route: the anonymous events through identity-events, the merge in two steps
+    kinds = [
+        next(iter(sorted(d.keys() & {"event", "merge_into", "absorb"})))
+        for d in run.values("customer-events")
+    ]
+    assert kinds == ["event", "merge_into", "event", "absorb"]
+    # another customer claiming the same anonymous id is refused
+    other = dict(login, event_id="x-3", customer_id="c-4")
+    shop.send("events.clickstream", b"c-4", other)
+    assert shop.dead() == ["identity_conflict"]
+
+
+def test_erasure_deletes_state_and_links(tmp_path: Path) -> None:
+    shop = Shop(tmp_path)
+    anon = event_doc("e-1", "page_view", T, "", {"url": "/"})
+    del anon["customer_id"]
+    anon["anonymous_id"] = "anon-e"
+    shop.send("events.clickstream", b"anon-e", anon)
+    login = dict(event_doc("e-2", "login", T + 1, "c-e", {}), anonymous_id="anon-e")
+    shop.send("events.clickstream", b"c-e", login)
+    shop.ev("c-e", "erase_request")
+    run = shop.run
+    assert run.states.get(b"c-e") is None and run.identities == {}
+    (audit,) = run.values("audit")
+    assert audit["customer_id"] == "c-e" and audit["state_deleted"] is True
+    assert audit["anonymous_ids_unlinked"] == 1 and audit["stores"] == ["customers", "identities"]
+    assert shop.metric("baton_erasures_total") == 1
+    shop.ev("c-e", "erase_request")  # again: nothing left, still confirmed
+    assert [a["state_deleted"] for a in run.values("audit")] == [True, False]
+
+
+def _feedback(a: dict[str, Any], kind: str, n: int, at: float) -> dict[str, Any]:
+    return {
+        "event_id": f"fb-{a['customer_id']}-{n}",
+        "schema_version": 1,
+        "feedback_type": kind,
+        "event_time": format_time(at),
+        "customer_id": a["customer_id"],
+        "decision_id": a["decision_id"],
+        "action": a["action"],
+        "channel": a["channel"],
+    }
+
+
+def test_feedback_joins_its_decision(tmp_path: Path) -> None:
+    shop = Shop(tmp_path)
+    shop.ev("f-1", "outage_notice", topic="service")
+    shop.ev("f-2", "survey_response", topic="service", nps=2)
+    a1, a2 = (
+        next(a for a in shop.run.values("actions") if a["customer_id"] == c) for c in ("f-1", "f-2")
+    )
+    assert (a1["action"], a2["action"]) == ("proactive_support", "nps_detractor_followup")
+    unknown = dict(a1, decision_id="0" * 32)
+    for a, kind, n in [
+        (a1, "impression", 1),
+        (a1, "click", 2),
+        (a1, "click", 2),  # the same feedback again: a duplicate
+        (a2, "impression", 1),
+        (a2, "dismiss", 2),
+        (unknown, "click", 9),
+    ]:
+        shop.send("feedback", a["customer_id"].encode(), _feedback(a, kind, n, T + n))
+    shop.send("feedback", b"f-1", b'{"feedback_type": "click"')
+    assert shop.dead() == ["duplicate", "unknown_decision", "malformed_json"]
+    responses = [x for x in shop.examples() if x[0] == "response"]
+    assert responses == [
+        ("response", "proactive_support", True),
+        ("response", "nps_detractor_followup", False),
+    ]
+    exposures = "baton_journey_exposures_total"
+    assert shop.metric(exposures, action="proactive_support", journey="proactive_support") == 1
+    assert shop.metric("baton_feedback_received_total", type="dismiss") == 1
+    # the dismissed action rests: the same need, later, does not bring it back
+    shop.now += 60
+    shop.ev("f-2", "survey_response", topic="service", nps=1)
+    shop.ev("f-2", "page_view", url="/")
+    assert shop.actions()["f-2"].count("nps_detractor_followup") == 1
+
+
+def test_duplicates_and_late_events(tmp_path: Path) -> None:
+    shop = Shop(tmp_path, max_future_s=600.0)
+    first = shop.ev("d-1", "page_view", url="/")
+    shop.send("events.clickstream", b"d-1", first)  # the same event again
+    shop.ev("d-1", "page_view", 201 * DAY, url="/old")  # older than the lateness bound
+    shop.ev("d-1", "page_view", -3600, url="/future")  # an hour ahead of the clock
+    shop.send("events.clickstream", b"d-1", b"")
+    assert shop.dead() == ["duplicate", "too_late", "future_timestamp", "empty"]
+    state = shop.run.states.get(b"d-1")
+    assert state is not None and state.counts == {"page_view": 1}
+    assert shop.actions() == {"d-1": ["welcome_new_customer"]}
+    dup = next(shop.run.values("events.deadletter"))
+    assert dup["event_id"] == first["event_id"]
+    where = {"topic": "events.clickstream", "partition": shop.run.partition_of(b"d-1")}
+    assert dup["source"] == {**where, "offset": 1}
+
+
+def test_a_session_labels_its_prediction_points(tmp_path: Path) -> None:
+    shop = Shop(tmp_path)
+    for i in range(3):
+        shop.ev("l-1", "product_view", 30 - i, product_id=f"p{i}", category="c")
+    shop.ev("l-1", "purchase", 10, order_value=12.0)
+    for i in range(2):
+        shop.ev("l-2", "product_view", 30 - i, product_id=f"p{i}", category="c")
+    shop.wait(1800 + 60)  # l-2's session ends without a purchase
+    purchase = [x for x in shop.examples() if x[0] == "purchase"]
+    assert purchase == [("purchase", "l-1", True)] * 3 + [("purchase", "l-2", False)] * 2
+
+
+@pytest.mark.parametrize("partitions", [1, 4])
+def test_the_route_does_not_change_the_outcome(tmp_path: Path, partitions: int) -> None:
+    """Events decided on the direct path or through the re-keying hop give the same
+    actions (the hop is taken when the source partition is not the key's)."""
+    shop = Shop(tmp_path, partitions=partitions)
+    shop.ev("r-1", "add_to_cart", 5, product_id="p", price=20.0)
+    shop.wait(30)
+    assert shop.actions() == {"r-1": ["welcome_new_customer", "abandoned_cart_reminder"]}
