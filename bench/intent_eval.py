@@ -28,8 +28,9 @@ from bench.common import save
 from pipeline.evaluation import auc, average_precision, f1_at, log_loss
 from pipeline.events import Event
 from pipeline.features import features
+from pipeline.fold import apply
 from pipeline.models import IntentModel
-from pipeline.state import StateConfig, apply
+from pipeline.state import StateConfig
 
 __all__ = ["main"]
 

@@ -21,12 +21,13 @@ from pathlib import Path
 from bench.common import report
 from pipeline.events import DecodeConfig, Decoder, Event
 from pipeline.features import features
+from pipeline.fold import apply
 from pipeline.labels import LabelConfig, label_event
 from pipeline.models import INTENTS, IntentModel
 from pipeline.playbook import DEFAULT_PATH, load_file
 from pipeline.policy import Inputs, Trigger, decide
 from pipeline.simulator import SimConfig, Simulator
-from pipeline.state import CustomerState, StateConfig, apply
+from pipeline.state import CustomerState, StateConfig
 
 __all__ = ["main"]
 

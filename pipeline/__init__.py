@@ -7,10 +7,11 @@ clock; the stream layer in ``agents`` injects all of that.
 from __future__ import annotations
 
 from pipeline.events import DecodeConfig, Decoder, Event, Rejected
+from pipeline.fold import apply
 from pipeline.playbook import Playbook
 from pipeline.playbook import load as load_playbook
 from pipeline.policy import Action, Decision, Inputs, Trigger, decide
-from pipeline.state import CustomerState, StateConfig, apply
+from pipeline.state import CustomerState, StateConfig
 
 __all__ = [
     "Action",

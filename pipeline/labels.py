@@ -12,7 +12,8 @@ is known, then become training examples for the intent models.
   another session within ``churn_horizon_s``, true when the horizon passes without one.
 
     >>> from pipeline.events import Event
-    >>> from pipeline.state import StateConfig, apply
+    >>> from pipeline.fold import apply
+    >>> from pipeline.state import StateConfig
     >>> cfg = LabelConfig()
     >>> s, ex = None, []
     >>> for i, kind in enumerate(["product_view", "add_to_cart", "purchase"]):

@@ -51,6 +51,7 @@ import cel
 from pipeline.contact import check_action, choose_channel
 from pipeline.context import rule_context
 from pipeline.events import Event, format_time
+from pipeline.outcomes import Outcome, on_feedback, settle, unanswered
 from pipeline.playbook import ActionSpec, Playbook
 from pipeline.response import ResponseModels
 from pipeline.state import CustomerState, LastAction
@@ -88,17 +89,6 @@ class Inputs:
     responses: ResponseModels | None = None
     volume: Mapping[str, int] = field(default_factory=dict)
     volume_share: float = 1.0
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """Something to count or learn: decision, exposure, acceptance, conversion, response."""
-
-    kind: str
-    action: str
-    journey: str
-    group: str = "treatment"
-    success: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,90 +186,6 @@ def due_at(state: CustomerState, pb: Playbook, now: float) -> float | None:
     return min(dues) if dues else None
 
 
-# -- outcomes that do not need a new decision -------------------------------------------------
-def _settle(
-    state: CustomerState, now: float, event: Event | None
-) -> tuple[CustomerState, list[Outcome]]:
-    """Attribute a purchase to the standing decision; close an expired one that was shown."""
-    la, out = state.last_action, list[Outcome]()
-    if la is None:
-        return state, out
-    if event is not None and event.event_type == "purchase" and la.expires_at > now:
-        state, conv = _convert(state, la, now)
-        out += conv
-    if la.expires_at <= now:
-        state, out2 = _unanswered(state, la, "expired")
-        out += out2
-    return state, out
-
-
-def _convert(
-    state: CustomerState, la: LastAction, now: float
-) -> tuple[CustomerState, list[Outcome]]:
-    if la.converted:
-        return state, []
-    c = state.contacts
-    if la.group == "treatment":
-        c = evolve(c, converted={**c.converted, la.action: now})
-    state = evolve(state, last_action=evolve(la, converted=True), contacts=c)
-    return state, [Outcome("conversion", la.action, la.journey, la.group)]
-
-
-def _unanswered(
-    state: CustomerState, la: LastAction, why: str
-) -> tuple[CustomerState, list[Outcome]]:
-    """A shown action that got no response before it ended is a failure for its model."""
-    sent = state.contacts.find(la.decision_id)
-    if sent is None or not sent.shown or sent.response is not None:
-        return state, []
-    state = _respond(state, la.decision_id, why)
-    return state, [Outcome("response", la.action, la.journey, success=False)]
-
-
-def _respond(state: CustomerState, decision: str, response: str) -> CustomerState:
-    c = state.contacts
-    sent = tuple(evolve(s, response=response) if s.decision_id == decision else s for s in c.sent)
-    return evolve(state, contacts=evolve(c, sent=sent))
-
-
-def on_feedback(
-    state: CustomerState, kind: str, decision: str, at: float, pb: Playbook
-) -> tuple[CustomerState, list[Outcome]] | None:
-    """Fold channel feedback into the state; None if the decision is unknown here."""
-    sent = state.contacts.find(decision)
-    if sent is None:
-        return None
-    spec = next((a for a in pb.actions if a.id == sent.action), None)
-    journey = spec.journey if spec else ""
-    out: list[Outcome] = []
-    la = state.last_action
-    standing = la if la is not None and la.decision_id == decision else None
-    if kind == "impression":
-        c = state.contacts
-        shown = tuple(evolve(s, shown=True) if s.decision_id == decision else s for s in c.sent)
-        return evolve(state, contacts=evolve(c, sent=shown)), [
-            Outcome("exposure", sent.action, journey)
-        ]
-    first = sent.response is None
-    state = _respond(state, decision, kind) if first else state
-    if first:
-        out.append(Outcome("response", sent.action, journey, success=kind != "dismiss"))
-    if kind in ("click", "accept"):
-        out.append(Outcome("acceptance", sent.action, journey))
-    elif kind == "dismiss":
-        c = state.contacts
-        state = evolve(state, contacts=evolve(c, dismissed={**c.dismissed, sent.action: at}))
-        if standing is not None:  # the channel took it down: decide afresh on the next event
-            state = evolve(
-                state, last_action=evolve(standing, expires_at=min(standing.expires_at, at))
-            )
-    elif kind == "convert" and standing is not None:
-        state, conv = _convert(state, standing, at)
-        out += conv
-    return state, out
-
-
-# -- the decision ------------------------------------------------------------------------------
 def _run(program: Any, native: Any, ctx: Mapping[str, Any], in_cel: Callable[[], Any]) -> Any:
     """A rule's result: its native translation (pipeline.rules) when it has one and that
     does not raise, else CEL's (whose errors propagate)."""
@@ -420,7 +326,7 @@ def decide(
     """Pick the next best action for ``state`` at ``now``; ``action`` is None if unchanged.
     ``x``: the state's features at ``now``, if already computed."""
     pb = inp.playbook
-    state, outcomes = _settle(state, now, event)
+    state, outcomes = settle(state, now, event)
     ctx = rule_context(state, now, event, inp.scores, with_features="f" in pb.reads, x=x)
     ctx["params"] = pb.parameters
     cands, matched, dropped, refused = _candidates(state, now, ctx, _in_cel(ctx, pb), inp)
@@ -435,7 +341,7 @@ def decide(
     group = "control" if control else "treatment"
     prev = state.last_action
     if prev is not None:
-        state, closed = _unanswered(state, prev, "superseded")
+        state, closed = unanswered(state, prev, "superseded")
         outcomes += closed
     action = Action(
         decision_id=decision_id(state.customer_id, spec.id, basis),

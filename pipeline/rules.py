@@ -31,9 +31,10 @@ compares both on every shipped rule and on generated contexts.
 from __future__ import annotations
 
 import operator
-import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
+
+from pipeline.cel_syntax import Parser, Unsupported, tokens
 
 __all__ = ["Native", "compile_native", "schema"]
 
@@ -42,10 +43,6 @@ Native = Callable[[Mapping[str, Any]], Any]
 # its always-present fields (None: fields not known, values dyn)
 Type = Any
 DYN: Final = "dyn"
-
-
-class _Unsupported(Exception):
-    """The expression is outside the translated subset: CEL runs it."""
 
 
 def schema(sample: Mapping[str, Any], always: Mapping[str, Mapping[str, Type]]) -> dict[str, Type]:
@@ -76,11 +73,11 @@ def compile_native(expr: str, types: Mapping[str, Type]) -> Native | None:
     """A Python function of the context computing ``expr`` as CEL does, or None when the
     expression is outside the subset (see the module docstring)."""
     try:
-        parser = _Parser(_tokens(expr))
+        parser = Parser(tokens(expr))
         node = parser.expr()
         parser.expect(None)
         fn, _ = _Emitter(types).emit(node)
-    except _Unsupported:
+    except Unsupported:
         return None
     return fn
 
@@ -116,145 +113,6 @@ _ARITHMETIC: Final = {
 }
 
 
-# -- tokens -----------------------------------------------------------------------------------
-_TOKEN = re.compile(
-    r"""\s*(?:
-      (?P<num>\d+\.\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?|\d+[eE][+-]?\d+|\d+(?![\w.]))
-     |(?P<str>'[^'\\\n]*'|"[^"\\\n]*")
-     |(?P<name>[A-Za-z_]\w*)
-     |(?P<op>&&|\|\||==|!=|<=|>=|[<>!+\-*/%?:.,()\[\]])
-    )""",
-    re.VERBOSE,
-)
-
-
-def _tokens(expr: str) -> list[tuple[str, Any]]:
-    out: list[tuple[str, Any]] = []
-    pos, end = 0, len(expr.rstrip())
-    while pos < end:
-        m = _TOKEN.match(expr, pos)
-        if m is None or m.end() == pos:
-            raise _Unsupported(expr[pos:])
-        kind, text = m.lastgroup, m.group(m.lastgroup or "")
-        if kind == "num":
-            out.append(("lit", float(text)) if re.search(r"[.eE]", text) else ("lit", int(text)))
-        elif kind == "str":
-            out.append(("lit", text[1:-1]))
-        elif kind == "name" and text in ("true", "false"):
-            out.append(("lit", text == "true"))
-        elif kind == "name":
-            out.append(("in", None) if text == "in" else ("name", text))
-        else:
-            out.append(("op", text))
-        pos = m.end()
-    return out
-
-
-# -- parse ------------------------------------------------------------------------------------
-_BINARY: Final = {"||": 1, "&&": 2, "+": 4, "-": 4, "*": 5, "/": 5, "%": 5} | {
-    op: 3 for op in ("==", "!=", "<", "<=", ">", ">=", "in")
-}
-
-
-class _Parser:
-    """CEL's grammar (precedence climbing) for the tokens ``_tokens`` knows."""
-
-    def __init__(self, tokens: list[tuple[str, Any]]) -> None:
-        self.toks, self.i = tokens, 0
-
-    def peek(self) -> tuple[str, Any] | None:
-        return self.toks[self.i] if self.i < len(self.toks) else None
-
-    def take(self) -> tuple[str, Any]:
-        tok = self.peek()
-        if tok is None:
-            raise _Unsupported("unexpected end")
-        self.i += 1
-        return tok
-
-    def expect(self, op: str | None) -> None:
-        tok = self.peek()
-        if (op is None and tok is not None) or (op is not None and tok != ("op", op)):
-            raise _Unsupported(f"expected {op!r}")
-        if op is not None:
-            self.i += 1
-
-    def expr(self) -> tuple[Any, ...]:
-        cond = self.binary(1)
-        if self.peek() != ("op", "?"):
-            return cond
-        self.i += 1
-        yes = self.expr()
-        self.expect(":")
-        return ("cond", cond, yes, self.expr())
-
-    def binary(self, level: int) -> tuple[Any, ...]:
-        left = self.unary()
-        while True:
-            tok = self.peek()
-            op = "in" if tok == ("in", None) else (tok[1] if tok and tok[0] == "op" else None)
-            prec = _BINARY.get(op) if op is not None else None
-            if prec is None or prec < level:
-                return left
-            self.i += 1
-            left = ("bin", op, left, self.binary(prec + 1))
-
-    def unary(self) -> tuple[Any, ...]:
-        if self.peek() in (("op", "!"), ("op", "-")):
-            return ("un", self.take()[1], self.unary())
-        return self.postfix(self.primary())
-
-    def primary(self) -> tuple[Any, ...]:
-        kind, value = self.take()
-        if kind == "lit":
-            return ("lit", value)
-        if kind == "name" and self.peek() == ("op", "("):
-            self.i += 1
-            return ("call", value, None, self.args(")"))
-        if kind == "name":
-            return ("var", value)
-        if (kind, value) == ("op", "("):
-            inner = self.expr()
-            self.expect(")")
-            return inner
-        if (kind, value) == ("op", "["):
-            return ("list", self.args("]"))
-        raise _Unsupported(str(value))
-
-    def args(self, close: str) -> list[tuple[Any, ...]]:
-        out: list[tuple[Any, ...]] = []
-        while self.peek() != ("op", close):
-            out.append(self.expr())
-            if self.peek() != ("op", close):
-                self.expect(",")
-        self.i += 1
-        return out
-
-    def postfix(self, node: tuple[Any, ...]) -> tuple[Any, ...]:
-        while True:
-            if self.peek() == ("op", "."):
-                self.i += 1
-                kind, name = self.take()
-                if kind != "name":
-                    raise _Unsupported("field")
-                if self.peek() == ("op", "("):
-                    self.i += 1
-                    node = ("call", name, node, self.args(")"))
-                else:
-                    node = ("sel", node, name)
-            elif self.peek() == ("op", "["):
-                self.i += 1
-                key = self.expr()
-                self.expect("]")
-                node = (
-                    ("sel", node, key[1])
-                    if key[0] == "lit" and isinstance(key[1], str)
-                    else ("idx",)
-                )
-            else:
-                return node
-
-
 # -- type and emit ----------------------------------------------------------------------------
 _NUM: Final = ("int", "double")
 _ORDERED: Final = {"int": "num", "double": "num", "string": "string", "bool": "bool"}
@@ -267,7 +125,7 @@ def _kind(t: Type) -> str | None:
 
 
 class _Emitter:
-    """A closure (context -> value) and the CEL type of each node; raises _Unsupported
+    """A closure (context -> value) and the CEL type of each node; raises Unsupported
     outside the subset. Closures, not generated source: no ``eval`` of rule text."""
 
     def __init__(self, types: Mapping[str, Type]) -> None:
@@ -276,7 +134,7 @@ class _Emitter:
     def emit(self, node: tuple[Any, ...]) -> tuple[Native, Type]:
         method = getattr(self, f"_{node[0]}", None)
         if method is None:
-            raise _Unsupported(node[0])
+            raise Unsupported(node[0])
         fn, typ = method(*node[1:])
         return fn, typ
 
@@ -285,13 +143,13 @@ class _Emitter:
 
     def _var(self, name: str) -> tuple[Native, Type]:
         if name not in self.types:
-            raise _Unsupported(name)
+            raise Unsupported(name)
         return (lambda c: c[name]), self.types[name]
 
     def _sel(self, target: tuple[Any, ...], field: str) -> tuple[Native, Type]:
         fn, typ = self.emit(target)
         if not isinstance(typ, dict) or field not in typ:
-            raise _Unsupported(field)  # a map of unknown fields: its values are dyn
+            raise Unsupported(field)  # a map of unknown fields: its values are dyn
         if target[0] == "var":  # the common ``cart.items``: one call, not two
             name = target[1]
             return (lambda c: c[name][field]), typ[field]
@@ -303,7 +161,7 @@ class _Emitter:
             return (lambda c: not fn(c)), "bool"
         if op == "-" and typ == "double":
             return (lambda c: -fn(c)), "double"
-        raise _Unsupported(op)
+        raise Unsupported(op)
 
     def _bin(self, op: str, left: tuple[Any, ...], right: tuple[Any, ...]) -> tuple[Native, Type]:
         (lf, lt), (rf, rt) = self.emit(left), self.emit(right)
@@ -323,7 +181,7 @@ class _Emitter:
             return _pair(operator.add, left, lf, right, rf), "string"
         if op == "in" and self._in(lt, rt):
             return _pair(lambda a, b: a in b, left, lf, right, rf), "bool"
-        raise _Unsupported(op)
+        raise Unsupported(op)
 
     @staticmethod
     def _in(lt: Type, rt: Type) -> bool:
@@ -335,7 +193,7 @@ class _Emitter:
         emitted = [self.emit(i) for i in items]
         kinds = {_kind(t) for _, t in emitted}  # [1, 2.0] is a list of numbers
         if len(kinds) != 1 or None in kinds:
-            raise _Unsupported("list")
+            raise Unsupported("list")
         fns = [f for f, _ in emitted]
         return (lambda c: tuple(f(c) for f in fns)), ("list", emitted[0][1])
 
@@ -344,7 +202,7 @@ class _Emitter:
     ) -> tuple[Native, Type]:
         (cf, ct), (af, at), (bf, bt) = self.emit(c), self.emit(a), self.emit(b)
         if ct != "bool" or at != bt or not isinstance(at, str) or at == DYN:
-            raise _Unsupported("?:")
+            raise Unsupported("?:")
         return (lambda x: af(x) if cf(x) else bf(x)), at
 
     def _call(self, name: str, target: Any, args: list[tuple[Any, ...]]) -> tuple[Native, Type]:
@@ -368,7 +226,7 @@ class _Emitter:
             if tt == at == "string":
                 method = _STRING_METHODS[name]
                 return (lambda c: method(tf(c), af(c))), "bool"
-        raise _Unsupported(name)
+        raise Unsupported(name)
 
 
 _STRING_METHODS: Final[dict[str, Callable[[str, str], bool]]] = {

@@ -30,6 +30,7 @@ import orjson
 
 from pipeline.events import Event, Rejected, parse_time
 from pipeline.features import features
+from pipeline.fold import apply
 from pipeline.identity import merge, resolve
 from pipeline.labels import Example, LabelConfig, label_due, label_event, label_timeout
 from pipeline.messages import (
@@ -43,11 +44,12 @@ from pipeline.messages import (
     Tick,
     Unlink,
 )
+from pipeline.outcomes import Outcome, on_feedback
 from pipeline.playbook import Playbook
-from pipeline.policy import Decision, Inputs, Outcome, Trigger, decide, due_at, on_feedback
+from pipeline.policy import Decision, Inputs, Trigger, decide, due_at
 from pipeline.privacy import ERASE, erasure_record, expired
 from pipeline.response import ResponseModels
-from pipeline.state import CustomerState, StateConfig, apply
+from pipeline.state import CustomerState, StateConfig
 
 __all__ = [
     "Dead",

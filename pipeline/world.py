@@ -36,10 +36,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from pipeline.events import Event
+from pipeline.fold import apply
 from pipeline.playbook import DEFAULT_PATH, Playbook, load_file
 from pipeline.policy import Inputs, Trigger, decide, due_at, on_feedback, uniform
 from pipeline.response import ResponseModels
-from pipeline.state import CustomerState, StateConfig, apply
+from pipeline.state import CustomerState, StateConfig
 
 __all__ = [
     "OPEN_RATE",

@@ -10,8 +10,9 @@ import orjson
 
 from agents.runtime.customers import Customers
 from pipeline.events import Event
+from pipeline.fold import apply
 from pipeline.simulator import event_doc
-from pipeline.state import CustomerState, StateConfig, apply
+from pipeline.state import CustomerState, StateConfig
 
 
 class Table:

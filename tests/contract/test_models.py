@@ -9,8 +9,9 @@ import pytest
 
 from pipeline.events import Event
 from pipeline.features import FEATURES, features
+from pipeline.fold import apply
 from pipeline.models import INTENTS, IntentModel, SnapshotError
-from pipeline.state import StateConfig, apply
+from pipeline.state import StateConfig
 
 REGISTRY = [IntentModel(i) for i in INTENTS] + [IntentModel("purchase", lr=0.01, l2=0.001)]
 

@@ -26,4 +26,4 @@ def test_no_module_over_about_400_lines() -> None:
     for package in ("schemas", "pipeline", "agents"):
         for path in sorted((ROOT / package).rglob("*.py")):
             lines = len(path.read_text().splitlines())
-            assert lines <= 520, f"{path.relative_to(ROOT)}: {lines} lines"
+            assert lines <= 420, f"{path.relative_to(ROOT)}: {lines} lines (split it)"

@@ -21,9 +21,9 @@ from rocksdict import AccessType, Rdict
 from agents.demo import stop_worker
 from agents.settings import Settings
 from pipeline.events import Event
+from pipeline.fold import apply
 from pipeline.labels import label_event
 from pipeline.simulator import event_doc
-from pipeline.state import apply
 from tests.kafkaio import latest_by_key, processed, produce, read_until
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.events import DecodeConfig, Decoder, Event, Rejected, format_time
-from pipeline.state import StateConfig, apply
+from pipeline.fold import apply
+from pipeline.state import StateConfig
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 MANIFEST: dict[str, str] = json.loads((CORPUS / "MANIFEST.json").read_text())

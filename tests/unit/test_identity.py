@@ -6,8 +6,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.events import Event
+from pipeline.fold import apply
 from pipeline.identity import merge, resolve
-from pipeline.state import CustomerState, StateConfig, apply
+from pipeline.state import CustomerState, StateConfig
 
 CFG = StateConfig()
 

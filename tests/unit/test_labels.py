@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pipeline.events import Event
+from pipeline.fold import apply
 from pipeline.labels import LabelConfig, label_due, label_event, label_timeout
 from pipeline.learning import Learner
-from pipeline.state import CustomerState, StateConfig, apply
+from pipeline.state import CustomerState, StateConfig
 
 CFG, SCFG = LabelConfig(session_gap_s=100, pending_points=2), StateConfig(session_gap_s=100)
 

@@ -14,10 +14,11 @@ from hypothesis import strategies as st
 import schemas
 from pipeline.context import local_hour, rule_context
 from pipeline.events import Event
+from pipeline.fold import apply
 from pipeline.playbook import DEFAULT_PATH, load, load_file
 from pipeline.policy import Inputs, Trigger, decide, decision_id, due_at, in_control, on_feedback
 from pipeline.response import ResponseModels
-from pipeline.state import CustomerState, StateConfig, apply
+from pipeline.state import CustomerState, StateConfig
 
 ACTION = jsonschema_rs.validator_for(schemas.load("action.v1"), validate_formats=True)
 CFG = StateConfig()

@@ -7,8 +7,9 @@ import itertools
 import orjson
 
 from pipeline.events import Event
+from pipeline.fold import apply
 from pipeline.profile import Profile, keyed_hash, next_profile
-from pipeline.state import StateConfig, apply
+from pipeline.state import StateConfig
 
 KEY = b"test-key"
 

@@ -6,7 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.events import Event
-from pipeline.state import CustomerState, StateConfig, apply
+from pipeline.fold import apply
+from pipeline.state import CustomerState, StateConfig
 
 CFG = StateConfig(session_gap_s=1800, dedupe_window=64)
 KINDS = ["page_view", "product_view", "add_to_cart", "remove_from_cart", "purchase", "chat"]
