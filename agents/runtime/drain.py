@@ -1,5 +1,7 @@
 """Faust's fetch-to-stream loop, with one race per fetch instead of one per message.
 
+See docs/adr/0003-fetch-loop-and-recovery.md (faust-streaming#176).
+
 Faust 0.15.3 hands each fetched message to the streams with
 ``await self.wait_first(callback(message), self.suspend_flow.wait())``: four tasks
 created, raced and cancelled per message, so that a delivery blocked on a full stream
@@ -17,7 +19,8 @@ active, so they are fetched again, and a range committed but never processed is
 re-read by ``agents.runtime.progress``. While the flow is stopped, messages go through Faust's
 own per-message race.
 
-Installed by the Baton app (not at import): the benchmark's minimal Faust agent keeps
+Installed by `baton worker` at start (`agents.runtime.install`), never at import or when an
+app is built: the benchmark's minimal Faust agent keeps
 Faust's own loop.
 """
 

@@ -1,5 +1,7 @@
 """Source messages held unacknowledged until the changelog of what they changed is sent.
 
+Works around faust-streaming#606 (docs/adr/0001-hold-acks-until-changelog.md).
+
 A state changelog record per customer per batch was about one record per event on
 evenly spread traffic (5,000 customers, every event another customer's), the largest
 single cost of a worker. Kafka Streams' answer is a record cache flushed before each

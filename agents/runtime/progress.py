@@ -1,5 +1,8 @@
 """Source progress: a range of input committed but never processed is found and read again.
 
+Works around faust-streaming#606 and #316 (docs/adr/0001-hold-acks-until-changelog.md,
+docs/adr/0004-commit-bookkeeping.md).
+
 Measured here (two workers starting on a backlog, Faust 0.15.3, Apache Kafka 4.4): on a
 rebalance under load, a worker's group offsets can move past messages it had fetched
 but not processed (about 2,600 per partition, its prefetch), and the partition's next

@@ -1,5 +1,7 @@
 """A source partition left behind after a rebalance is read again from its committed offset.
 
+Works around faust-streaming#629 (docs/adr/0002-stalled-partitions.md).
+
 Measured here (two workers starting together on a backlog, Faust 0.15.3, Apache Kafka
 4.4, state changelog held to the flush): in about one start in five, a partition kept
 data past its committed offset that nothing would ever deliver again. The consumer had

@@ -100,3 +100,18 @@ def test_typed_messages_round_trip_and_validate(tmp_path: Path) -> None:
     identity.validate(wire)
     assert parse(wire) == Unlink()
     assert not customer.is_valid(wire), "unlink travels on identity-events only"
+
+
+def test_model_snapshots_on_the_topic_are_model_snapshot_v1() -> None:
+    from pipeline.models import IntentModel, sign
+    from pipeline.response import ResponseModels
+
+    v = validator("model-snapshot.v1")
+    m = IntentModel("purchase")
+    for i in range(20):
+        m.learn({"cart_value": float(i % 4), "has_cart": 1.0}, i % 4 > 1)
+    rm = ResponseModels()
+    for y in (True, False, False):
+        rm.learn("abandoned_cart_reminder", y)
+    for snap in (IntentModel("churn").snapshot(), m.snapshot(), rm.snapshot()):
+        v.validate(orjson.loads(sign(snap, b"k")))

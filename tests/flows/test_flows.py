@@ -125,6 +125,22 @@ def test_every_default_journey(tmp_path: Path) -> None:
     cart = [a for a in acts if a["customer_id"] == "j-cart"][-1]
     assert cart["trigger"]["kind"] == "timer" and cart["payload"]["cart_value"] == 100.0
     assert shop.dead() == []
+    # delayed labels, in the order time settled them: returns within the churn horizon
+    # (false), j-xsell's cart point bought (true), sessions that ended without a
+    # purchase (false); then, on the timer, horizons that passed: no contact within
+    # 7 days (support false), no return within 30 (j-churn's churn true)
+    assert shop.examples() == [
+        *[("churn", "j-loyal", False)] * 5,
+        ("churn", "j-churn", False),
+        ("purchase", "j-xsell", True),
+        ("purchase", "j-nps", False),
+        ("churn", "j-nps", False),
+        *[("purchase", "j-loan", False)] * 2,
+        ("churn", "j-loan", False),
+        *[("support", "j-churn", False)] * 2,
+        ("churn", "j-churn", True),
+        *[("support", "j-loyal", False)] * 2,
+    ]
     # the cart customer buys: cross-sell supersedes the reminder, which converted
     s("j-cart", "purchase", order_value=100.0)
     assert shop.actions()["j-cart"][-2:] == ["abandoned_cart_reminder", "cross_sell"]
