@@ -80,6 +80,9 @@ def _faust_app(s: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         producer_linger=s.producer_linger_s,
+        producer_compression_type=None
+        if s.producer_compression == "none"
+        else s.producer_compression,
         broker_session_timeout=s.session_timeout_s,
         # room for whole fetches: a fetch that finds a stream's buffer full takes
         # Faust's per-message wait path (a task and a wait for each message)

@@ -50,6 +50,14 @@ def worker(create_topics: bool) -> None:
     from agents.topics import create_topics as make_topics
 
     settings = Settings()
+    missing = runtime.missing_codecs()
+    if missing:  # one compressed batch it cannot decode would stop the consumer
+        click.echo(
+            f"baton worker: cannot decode {', '.join(missing)} record batches: install "
+            "cramjam (it is in requirements.lock; run `make setup`)",
+            err=True,
+        )
+        sys.exit(2)
     if create_topics:
         asyncio.run(make_topics(settings))
     asyncio.set_event_loop(asyncio.new_event_loop())

@@ -172,6 +172,13 @@ class Settings(BaseSettings):
             " the collector's scans (`gc.freeze`)"
         ),
     )
+    producer_compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field(
+        default="none",
+        description=(
+            "compression of the record batches the worker produces (actions, changelogs, "
+            "internal topics); every codec is always consumed"
+        ),
+    )
     producer_linger_s: float = Field(
         default=0.0,
         description=(

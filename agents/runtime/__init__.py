@@ -36,7 +36,10 @@ from aiokafka.partitioner import murmur2
 
 from pipeline.state import CustomerState
 
-__all__ = ["Partitioner", "StateStore", "install", "uninstall"]
+__all__ = ["CODECS", "Partitioner", "StateStore", "install", "missing_codecs", "uninstall"]
+
+# every compression codec a Kafka record batch may use, and aiokafka's check for it
+CODECS = ("gzip", "snappy", "lz4", "zstd")
 
 
 class StateStore(Protocol):
@@ -69,6 +72,16 @@ class Partitioner:
                 known.clear()
             p = known[key] = (murmur2(key) & 0x7FFFFFFF) % self.partitions
         return p
+
+
+def missing_codecs() -> list[str]:
+    """The compression codecs aiokafka cannot decode here (none, once cramjam is
+    installed). A worker must not start without them: producers (librdkafka, the Java
+    client, Kafka Connect) commonly send compressed batches, and one batch it cannot
+    decode stops the consumer."""
+    from aiokafka import codec
+
+    return [c for c in CODECS if not getattr(codec, f"has_{c}")()]
 
 
 def install() -> None:

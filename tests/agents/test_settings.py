@@ -82,3 +82,10 @@ def test_the_configuration_reference_is_generated_from_the_settings() -> None:
     for name in Settings.model_fields:
         assert f"`BATON_{name.upper()}`" in page.read_text()
         assert Settings.model_fields[name].description, f"{name} has no description"
+
+
+def test_producer_compression_reaches_the_producer(tmp_path) -> None:
+    s = Settings(data_dir=tmp_path, producer_compression="zstd")
+    assert create_app(s, CollectorRegistry()).app.conf.producer_compression_type == "zstd"
+    plain = create_app(Settings(data_dir=tmp_path), CollectorRegistry())
+    assert plain.app.conf.producer_compression_type is None

@@ -1,0 +1,63 @@
+"""Compressed record batches, as librdkafka (Debian's kcat), the Java client and Kafka
+Connect commonly send them: every codec Kafka supports is consumed, the worker produces
+with the codec it is given, and a worker that could not decode one refuses to start."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from agents.runtime import CODECS
+from pipeline.simulator import event_doc
+from tests.e2e.test_kcat import kcat
+
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
+
+
+def test_every_codec_is_consumed(kafka, prefix, start_worker) -> None:
+    """One batch per codec, each a customer's cart left 40 minutes ago; then an
+    uncompressed event, which must still be processed. The worker produces lz4."""
+    worker = start_worker(BATON_PRODUCER_COMPRESSION="lz4")
+    now = time.time()
+    for codec in (*CODECS, "none"):
+        item = {"product_id": "p1", "price": 10.0, "quantity": 1}
+        doc = event_doc(f"{codec}-1", "add_to_cart", now - 40 * 60, f"c-{codec}", item)
+        subprocess.run(
+            [kcat(), "-P", "-b", kafka.bootstrap, "-t", f"{prefix}events.clickstream"]
+            + ["-z", codec, "-K", "|"],
+            input=f"c-{codec}|".encode() + orjson.dumps(doc) + b"\n",
+            check=True,
+            timeout=60,
+        )
+    out = subprocess.run(
+        [kcat(), "-C", "-b", kafka.bootstrap, "-t", f"{prefix}actions", "-o", "beginning"]
+        + ["-c", str(len(CODECS) + 1), "-f", "%k\n"],
+        capture_output=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, (out.stderr.decode(), worker.log_tail())
+    got = sorted(out.stdout.decode().split())
+    assert got == sorted(f"c-{c}" for c in (*CODECS, "none")), worker.log_tail()
+    assert worker.proc.poll() is None, "the worker is still running"
+    assert "UnsupportedCodecError" not in worker.log.read_text()
+
+
+def test_a_worker_without_the_codec_library_refuses_to_start(tmp_path: Path) -> None:
+    """With cramjam hidden (an import of it fails), the worker names the codecs it
+    could not decode and exits non-zero, before it joins any group."""
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "cramjam.py").write_text("raise ImportError('hidden by the test')\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BATON_")}
+    env |= {"PYTHONPATH": str(shadow), "BATON_KAFKA_BOOTSTRAP": "127.0.0.1:9"}
+    done = subprocess.run(
+        [sys.executable, "-m", "agents.cli", "worker"], env=env, capture_output=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert b"cannot decode snappy, lz4, zstd record batches" in done.stderr
