@@ -80,6 +80,8 @@ def _faust_app(s: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         producer_linger=s.producer_linger_s,
+        producer_max_batch_size=s.producer_batch_bytes,
+        producer_max_request_size=max(1048576, 8 * s.producer_batch_bytes),
         producer_compression_type=None
         if s.producer_compression == "none"
         else s.producer_compression,

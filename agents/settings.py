@@ -179,6 +179,10 @@ class Settings(BaseSettings):
             "internal topics); every codec is always consumed"
         ),
     )
+    producer_batch_bytes: int = Field(
+        default=16384,
+        description="largest record batch the producer builds per partition (bytes)",
+    )
     producer_linger_s: float = Field(
         default=0.0,
         description=(

@@ -37,12 +37,17 @@ import orjson
 
 from pipeline.state import CustomerState
 
-__all__ = ["Customers", "encode"]
+__all__ = ["Customers", "encode", "raw"]
 
 
 def encode(state: CustomerState) -> bytes:
     """A state as its table and changelog bytes (JSON)."""
     return state.to_json()
+
+
+def raw(value: bytes | CustomerState | None) -> bytes | None:
+    """A table value as its changelog bytes (a live state encoded; None deletes)."""
+    return encode(value) if isinstance(value, CustomerState) else value
 
 
 def decode(raw: bytes) -> CustomerState:
@@ -118,11 +123,14 @@ class Customers:
         wrote them are acknowledged only after these are sent, and Faust's commit flushes
         the producer before it commits offsets, so a committed offset never runs ahead of
         its changelog (``agents.runtime.holding``)."""
+        return [(p, key, raw(value)) for p, key, value in self.take()]
+
+    def take(self) -> list[tuple[int, bytes, bytes | CustomerState | None]]:
+        """As ``flush``, with a live state not yet encoded (``raw`` encodes it): states
+        are immutable values, so the caller may encode them later, off the writers' lock,
+        a few at a time."""
         dirty, self._dirty = self._dirty, {}
-        return [
-            (partition, key, encode(value) if isinstance(value, CustomerState) else value)
-            for key, (partition, value) in dirty.items()
-        ]
+        return [(partition, key, value) for key, (partition, value) in dirty.items()]
 
     def _remember(self, key: bytes, raw: bytes, state: CustomerState) -> None:
         cache = self._cache

@@ -28,16 +28,28 @@ def test_every_codec_is_consumed(kafka, prefix, start_worker) -> None:
     for codec in (*CODECS, "none"):
         item = {"product_id": "p1", "price": 10.0, "quantity": 1}
         doc = event_doc(f"{codec}-1", "add_to_cart", now - 40 * 60, f"c-{codec}", item)
+        topic = f"{prefix}events.clickstream"
         subprocess.run(
-            [kcat(), "-P", "-b", kafka.bootstrap, "-t", f"{prefix}events.clickstream"]
-            + ["-z", codec, "-K", "|"],
+            [kcat(), "-P", "-b", kafka.bootstrap, "-t", topic, "-z", codec, "-K", "|"],
             input=f"c-{codec}|".encode() + orjson.dumps(doc) + b"\n",
             check=True,
             timeout=60,
         )
     out = subprocess.run(
-        [kcat(), "-C", "-b", kafka.bootstrap, "-t", f"{prefix}actions", "-o", "beginning"]
-        + ["-c", str(len(CODECS) + 1), "-f", "%k\n"],
+        [
+            kcat(),
+            "-C",
+            "-b",
+            kafka.bootstrap,
+            "-t",
+            f"{prefix}actions",
+            "-o",
+            "beginning",
+            "-c",
+            str(len(CODECS) + 1),
+            "-f",
+            "%k\n",
+        ],
         capture_output=True,
         timeout=120,
     )
