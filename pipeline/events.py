@@ -38,6 +38,7 @@ __all__ = [
 ]
 
 REASONS: Final = (
+    "null_value",
     "empty",
     "oversized",
     "invalid_utf8",
@@ -244,8 +245,10 @@ class Decoder:
         return Feedback(**{k: doc[k] for k in keys}, event_time=ts)
 
     def _parse(self, raw: bytes | None) -> dict[str, Any] | Rejected:
+        if raw is None:
+            return Rejected("null_value", "the record has no value (a tombstone)")
         if not raw:
-            return Rejected("empty", "no value (empty message or tombstone)")
+            return Rejected("empty", "the value is empty (zero bytes)")
         if len(raw) > self._cfg.max_bytes:
             return Rejected("oversized", f"{len(raw)} bytes > limit {self._cfg.max_bytes}")
         try:

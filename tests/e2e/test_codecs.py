@@ -73,3 +73,26 @@ def test_a_worker_without_the_codec_library_refuses_to_start(tmp_path: Path) -> 
     )
     assert done.returncode == 2
     assert b"cannot decode snappy, lz4, zstd record batches" in done.stderr
+
+
+def test_a_tombstone_is_dead_lettered_and_the_stream_goes_on(kafka, prefix, start_worker) -> None:
+    """kcat sends a record with a null value (``-Z``: an empty value as NULL), then a
+    valid event: the tombstone is dead-lettered as ``null_value``, the event decided."""
+    worker = start_worker()
+    topic = f"{prefix}events.clickstream"
+    item = {"product_id": "p1", "price": 10.0, "quantity": 1}
+    doc = event_doc("after-1", "add_to_cart", time.time() - 40 * 60, "c-after", item)
+    subprocess.run(
+        [kcat(), "-P", "-b", kafka.bootstrap, "-t", topic, "-Z", "-K", "|"],
+        input=b"c-tomb|\n" + b"c-after|" + orjson.dumps(doc) + b"\n",
+        check=True,
+        timeout=60,
+    )
+    read = [kcat(), "-C", "-b", kafka.bootstrap, "-o", "beginning", "-c", "1", "-f", "%k %s\n"]
+    dead = subprocess.run(
+        [*read, "-t", f"{prefix}events.deadletter"], capture_output=True, timeout=120
+    )
+    key, value = dead.stdout.decode().strip().split(" ", 1)
+    assert key == "c-tomb" and orjson.loads(value)["reason"] == "null_value", worker.log_tail()
+    acted = subprocess.run([*read, "-t", f"{prefix}actions"], capture_output=True, timeout=120)
+    assert acted.stdout.decode().startswith("c-after "), worker.log_tail()

@@ -58,7 +58,7 @@ def test_valid_event_round_trips() -> None:
         (b'{"event_id": NaN}', "non_finite_number"),
         (b'{"price": -Infinity}', "non_finite_number"),
         (b"", "empty"),
-        (None, "empty"),
+        (None, "null_value"),
         (b'{"a": ' * 9 + b"1" + b"}" * 9, "too_deep"),
         (b"\xc3\x28", "invalid_utf8"),
         (good(customer_id=""), "missing_identity"),
