@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import contextlib
 import json
 import os
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from agents.localkafka import LocalKafka
 
-__all__ = ["broker", "report", "save"]
+__all__ = ["broker", "on_broker", "report", "save"]
 
 
 @contextlib.contextmanager
@@ -40,3 +43,17 @@ def report(result: dict[str, Any], path: Path | None) -> None:
     for k, v in result.items():
         print(f"{k:<{width}}  {v}")
     save(path, result)
+
+
+def on_broker(
+    run: Callable[[argparse.Namespace, str, Path], Awaitable[dict[str, Any]]],
+    args: argparse.Namespace,
+    prefix: str,
+) -> int:
+    """Run a broker-backed benchmark in a fresh work folder, print and save its figures
+    (``args.json``)."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    with broker(workdir) as bootstrap:
+        result = asyncio.run(run(args, bootstrap, workdir))
+    report(result, args.json)
+    return 0

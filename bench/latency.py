@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -31,7 +30,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from agents.demo import stop_worker
-from bench.common import broker, report
+from bench.common import on_broker
 from bench.throughput import baton_workers, pct, settings
 from bench.versions import ROOT, drain, export
 
@@ -194,12 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ref", default=None, help="also measure this earlier commit, first")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--png", type=Path, default=None)
-    args = ap.parse_args(argv)
-    workdir = Path(tempfile.mkdtemp(prefix="baton-latency-"))
-    with broker(workdir) as bootstrap:
-        result = asyncio.run(run(args, bootstrap, workdir))
-    report(result, args.json)
-    return 0
+    return on_broker(run, ap.parse_args(argv), "baton-latency-")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -39,7 +38,7 @@ from agents.demo import scrape, start_worker, stop_worker, wait_healthy
 from agents.localkafka import free_port
 from agents.settings import Settings
 from agents.topics import create_topics
-from bench.common import broker, report
+from bench.common import on_broker
 from pipeline.simulator import event_doc
 
 __all__ = ["main"]
@@ -429,12 +428,7 @@ def main(argv: list[str] | None = None) -> int:
         help="floor and Baton measured in turn this many times; medians reported",
     )
     ap.add_argument("--json", type=Path, default=None)
-    args = ap.parse_args(argv)
-    workdir = Path(tempfile.mkdtemp(prefix="baton-bench-"))
-    with broker(workdir) as bootstrap:
-        result = asyncio.run(run(args, bootstrap, workdir))
-    report(result, args.json)
-    return 0
+    return on_broker(run, ap.parse_args(argv), "baton-bench-")
 
 
 if __name__ == "__main__":

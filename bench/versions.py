@@ -19,14 +19,13 @@ import asyncio
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from agents.demo import stop_worker, wait_healthy
 from agents.localkafka import free_port
-from bench.common import broker, report
+from bench.common import on_broker
 from bench.throughput import (
     SETTLE_S,
     cpu_s,
@@ -141,12 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--latency-seconds", type=float, default=10.0)
     ap.add_argument("--json", type=Path, default=None)
-    args = ap.parse_args(argv)
-    workdir = Path(tempfile.mkdtemp(prefix="baton-versions-"))
-    with broker(workdir) as bootstrap:
-        result = asyncio.run(run(args, bootstrap, workdir))
-    report(result, args.json)
-    return 0
+    return on_broker(run, ap.parse_args(argv), "baton-versions-")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from agents.settings import Settings
 from pipeline.events import format_time
 from pipeline.playbook import DEFAULT_PATH
 from pipeline.simulator import event_doc
+from tests.journeys import default_journeys
 
 DAY = 86400.0
 T = 1_800_000_000.0  # 2027-01-15T08:00:00Z
@@ -80,29 +81,7 @@ class Shop:
 def test_every_default_journey(tmp_path: Path) -> None:
     shop = Shop(tmp_path)
     s = shop.ev
-    s("j-welcome", "page_view", url="/")
-    s("j-cart", "page_view", 5, url="/")
-    s("j-cart", "add_to_cart", 4, product_id="p1", price=100.0, quantity=1)
-    for i in range(3):  # three products, three categories: no strong interest yet
-        s("j-browse", "product_view", 10 - i, product_id=f"b{i}", category=f"cat{i}")
-    for i in range(3):  # three views in one category: a recommendation, in session
-        s("j-reco", "product_view", 10 - i, product_id=f"r{i}", category="shoes")
-    s("j-support", "login", 60)
-    s("j-support", "outage_notice", 30, topic="service", status="major")
-    for i in range(5):  # five orders in the last weeks, then a visit: loyalty
-        s("j-loyal", "purchase", (40 - 5 * i) * DAY, order_value=20.0)
-    s("j-loyal", "page_view", url="/")
-    s("j-churn", "purchase", 95 * DAY, order_value=250.0)
-    s("j-churn", "purchase", 90 * DAY, order_value=250.0)
-    s("j-churn", "page_view", url="/")  # back after 90 days: a churn save
-    s("j-xsell", "add_to_cart", 30, product_id="x", price=10.0)
-    s("j-xsell", "purchase", 20, order_value=10.0)
-    s("j-nps", "login", 2 * DAY)
-    s("j-nps", "survey_response", topic="service", nps=3)
-    s("j-loan", "login", 2 * DAY)
-    s("j-loan", "profile_updated", 2 * DAY - 1, email="loan@example.com")
-    for i in range(5):
-        s("j-loan", "product_view", 10 - i, product_id=f"l{i}", category="finance.loans")
+    default_journeys(s)
     shop.wait(60)  # the idle thresholds (3 s) pass: the timer decides the abandoners
 
     welcome = "welcome_new_customer"
