@@ -16,7 +16,7 @@ import orjson
 
 from agents.outbox import Outbox, Recorder
 from pipeline.events import Decoder, Rejected
-from pipeline.messages import FeedbackIn
+from pipeline.messages import FeedbackIn, wire
 
 __all__ = ["Feedback"]
 
@@ -38,4 +38,4 @@ class Feedback:
             out.append(self.record.dead(ev.key, ev.value, fb, src, now))
             return
         body = FeedbackIn(orjson.loads(ev.value), now, src)
-        out.append(("identity-events", fb.customer_id.encode(), orjson.dumps(body.to_dict())))
+        out.append(("identity-events", fb.customer_id.encode(), wire(body)))

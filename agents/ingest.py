@@ -13,13 +13,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import orjson
-
 from agents.decide import Decider
 from agents.outbox import Outbox, Recorder
 from agents.runtime import Partitioner
 from pipeline.events import Decoder, Rejected
-from pipeline.messages import EventIn
+from pipeline.messages import EventIn, wire
 
 __all__ = ["Ingest"]
 
@@ -51,9 +49,9 @@ class Ingest:
         if result.anonymous_id is None and self.direct(msg.topic, msg.partition, key):
             out.extend(self.decider.handle(key, msg.partition, message))
         elif result.anonymous_id is not None:  # resolved through the identity table first
-            out.append(("identity-events", result.anonymous_id.encode(), _wire(message)))
+            out.append(("identity-events", result.anonymous_id.encode(), wire(message)))
         else:
-            out.append(("customer-events", key, _wire(message)))
+            out.append(("customer-events", key, wire(message)))
 
     def direct(self, topic: str, partition: int, key: bytes) -> bool:
         """Whether an event can be decided where it was read, skipping the re-keying hop
@@ -64,7 +62,3 @@ class Ingest:
         partitioners (librdkafka's default, for one) take the hop, as do ticks, merges
         and feedback."""
         return self.tracked(topic) and self.partition_of(key) == partition
-
-
-def _wire(message: EventIn) -> bytes:
-    return orjson.dumps(message.to_dict())

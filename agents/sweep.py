@@ -13,14 +13,12 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
-import orjson
-
 from agents.decide import Decider
 from agents.metrics import Metrics
 from agents.outbox import Outbox
 from agents.runtime import StateStore
 from agents.web import DueList
-from pipeline.messages import Expire, Tick
+from pipeline.messages import Expire, Tick, wire
 from pipeline.privacy import expired
 from pipeline.step import due
 
@@ -55,9 +53,9 @@ class Sweep:
         passed = now - self._last_rescan >= self.rescan_interval_s
         if not rebalancing and (passed or self._scanned_at != generation):
             self._scanned_at, self._last_rescan = generation, now
-            body = orjson.dumps(Expire(now, now).to_dict())
+            body = wire(Expire(now, now))
             await send([("customer-events", key, body) for key in await self.rescan(now)])
-        tick = orjson.dumps(Tick(now, now).to_dict())
+        tick = wire(Tick(now, now))
         await send([("customer-events", key, tick) for key in self.dues.pop_due(now)])
 
     async def rescan(self, now: float) -> list[bytes]:

@@ -30,6 +30,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from pipeline.events import Event
 
 __all__ = [
@@ -43,6 +45,7 @@ __all__ = [
     "Tick",
     "Unlink",
     "parse",
+    "wire",
 ]
 
 # (topic, partition, offset) of the message a customer message came from
@@ -124,6 +127,11 @@ class Unlink:
 
 
 Message = EventIn | Tick | Expire | FeedbackIn | MergeInto | Absorb | Unlink
+
+
+def wire(message: Message) -> bytes:
+    """A message's bytes on its topic (JSON of ``to_dict``); ``parse`` reads them back."""
+    return orjson.dumps(message.to_dict())
 
 
 def parse(doc: Mapping[str, Any]) -> Message:

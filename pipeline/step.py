@@ -43,6 +43,7 @@ from pipeline.messages import (
     Source,
     Tick,
     Unlink,
+    wire,
 )
 from pipeline.outcomes import Outcome, on_feedback
 from pipeline.playbook import Playbook
@@ -228,7 +229,7 @@ def _join(
 def _merge_into(key: bytes, state: CustomerState | None, m: MergeInto) -> Step:
     """On the anonymous id's partition: hand the anonymous state to its customer."""
     moved = Absorb(state.to_dict() if state else None, key.decode(), m.received_at)
-    send = Send("customer-events", m.customer_id.encode(), _wire(moved))
+    send = Send("customer-events", m.customer_id.encode(), wire(moved))
     return Step(None, write=state is not None, sends=(send,), reschedule=state is not None)
 
 
@@ -256,7 +257,7 @@ def _erase(key: bytes, state: CustomerState | None, event: Event, now: float) ->
 
 def _forget(state: CustomerState, sends: tuple[Send, ...], counts: tuple[str, ...]) -> Step:
     """Delete the state (a tombstone on the changelog) and the anonymous ids' links."""
-    unlink = orjson.dumps(Unlink().to_dict())
+    unlink = wire(Unlink())
     links = tuple(Send("identity-events", a.encode(), unlink) for a in state.merged_from)
     return Step(None, write=True, sends=links + sends, reschedule=True, counts=counts)
 
@@ -319,7 +320,7 @@ def identify(anon: bytes, link: str | None, message: Message) -> IdentityStep:
     customer ``link``, if any)."""
     if isinstance(message, FeedbackIn):  # to the customer the id is linked to, if any
         to = link.encode() if link else anon
-        return IdentityStep(link, sends=(Send("customer-events", to, _wire(message)),))
+        return IdentityStep(link, sends=(Send("customer-events", to, wire(message)),))
     if isinstance(message, Unlink):
         return IdentityStep(None, write=link is not None)
     if not isinstance(message, EventIn):
@@ -330,13 +331,9 @@ def identify(anon: bytes, link: str | None, message: Message) -> IdentityStep:
         why = Rejected("identity_conflict", detail, r.event.event_id)
         raw = orjson.dumps(message.event.to_dict())
         return IdentityStep(link, dead=(Dead(anon, raw, why, message.src),))
-    routed = Send("customer-events", r.key.encode(), _wire(replace(message, event=r.event)))
+    routed = Send("customer-events", r.key.encode(), wire(replace(message, event=r.event)))
     if r.new_link is None:
         return IdentityStep(link, sends=(routed,))
     # the anonymous state lives on the anonymous id's partition: ask it to move first
-    move = Send("customer-events", anon, _wire(MergeInto(r.new_link, message.received_at)))
+    move = Send("customer-events", anon, wire(MergeInto(r.new_link, message.received_at)))
     return IdentityStep(r.new_link, write=True, sends=(move, routed), linked=True)
-
-
-def _wire(message: Message) -> bytes:
-    return orjson.dumps(message.to_dict())
