@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from agents.outbox import Outbox, Recorder
-from pipeline.events import Decoder, Rejected
+from pipeline.events import Decoder
 from pipeline.messages import FeedbackIn, wire
 
 __all__ = ["Feedback"]
@@ -30,12 +30,10 @@ class Feedback:
         self.decoder, self.record, self.clock = decoder, record, clock
 
     def one(self, ev: Any, out: Outbox) -> None:
-        msg, now = ev.message, self.clock()
-        self.record.received(msg.topic)
-        fb = self.decoder.decode_feedback(ev.value, now)
-        src = (msg.topic, msg.partition, msg.offset)
-        if isinstance(fb, Rejected):
-            out.append(self.record.dead(ev.key, ev.value, fb, src, now))
+        now = self.clock()
+        got = self.record.edge(ev, self.decoder.decode_feedback, now, out)
+        if got is None:
             return
+        fb, src = got
         body = FeedbackIn(orjson.loads(ev.value), now, src)
         out.append(("identity-events", fb.customer_id.encode(), wire(body)))

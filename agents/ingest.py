@@ -16,7 +16,7 @@ from typing import Any
 from agents.decide import Decider
 from agents.outbox import Outbox, Recorder
 from agents.runtime import Partitioner
-from pipeline.events import Decoder, Rejected
+from pipeline.events import Decoder
 from pipeline.messages import EventIn, wire
 
 __all__ = ["Ingest"]
@@ -39,12 +39,10 @@ class Ingest:
 
     def one(self, ev: Any, out: Outbox) -> None:
         msg, now = ev.message, self.clock()
-        self.record.received(msg.topic)
-        result = self.decoder.decode(ev.value, now)
-        src = (msg.topic, msg.partition, msg.offset)
-        if isinstance(result, Rejected):
-            out.append(self.record.dead(ev.key, ev.value, result, src, now))
+        got = self.record.edge(ev, self.decoder.decode, now, out)
+        if got is None:
             return
+        result, src = got
         key, message = result.key.encode(), EventIn(result, now, src)
         if result.anonymous_id is None and self.direct(msg.topic, msg.partition, key):
             out.extend(self.decider.handle(key, msg.partition, message))

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import base64
 import functools
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import orjson
 
@@ -20,6 +21,7 @@ from pipeline.messages import Source
 __all__ = ["Outbox", "Recorder"]
 
 Outbox = list[tuple[str, bytes | None, bytes]]
+T = TypeVar("T")
 
 
 class Recorder:
@@ -41,6 +43,24 @@ class Recorder:
 
     def action(self, action: str) -> None:
         self._actions(action).inc()
+
+    def edge(
+        self,
+        ev: Any,
+        decode: Callable[[bytes | None, float], T | Rejected],
+        now: float,
+        out: Outbox,
+    ) -> tuple[T, Source] | None:
+        """Count a source message in and decode it; a reject goes to the dead-letter topic
+        (``out``) and gives None, else the decoded value and where it was read."""
+        msg = ev.message
+        self.received(msg.topic)
+        result = decode(ev.value, now)
+        src = (msg.topic, msg.partition, msg.offset)
+        if isinstance(result, Rejected):
+            out.append(self.dead(ev.key, ev.value, result, src, now))
+            return None
+        return result, src
 
     def dead(
         self, key: bytes | None, raw: bytes | None, why: Rejected, src: Source, now: float
