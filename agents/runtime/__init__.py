@@ -30,16 +30,47 @@ command calls it at start. Building an app patches nothing.
 
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
+import orjson
 from aiokafka.partitioner import murmur2
 
 from pipeline.state import CustomerState
 
-__all__ = ["CODECS", "Partitioner", "StateStore", "install", "missing_codecs", "uninstall"]
+__all__ = [
+    "CODECS",
+    "Partitioner",
+    "Record",
+    "StateStore",
+    "Where",
+    "install",
+    "missing_codecs",
+    "uninstall",
+]
 
 # every compression codec a Kafka record batch may use, and aiokafka's check for it
 CODECS = ("gzip", "snappy", "lz4", "zstd")
+
+
+@dataclass(frozen=True, slots=True, weakref_slot=True)
+class Where:
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True, weakref_slot=True)
+class Record:
+    """A message the flows read without Faust (a range read again, an in-memory topic's
+    message), shaped like the Faust event they handle: ``key``, ``value``, ``message``."""
+
+    key: bytes | None
+    value: bytes
+    message: Where
+
+    def json(self) -> Any:
+        return orjson.loads(self.value)
 
 
 class StateStore(Protocol):

@@ -21,10 +21,8 @@ import asyncio
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from prometheus_client import CollectorRegistry
 
 from agents.decide import Decider
@@ -35,35 +33,16 @@ from agents.metrics import Metrics
 from agents.models import ModelRegistry
 from agents.outbox import Outbox, Recorder
 from agents.playbooks import PlaybookRegistry
-from agents.runtime import Partitioner
+from agents.runtime import Partitioner, Record, Where
 from agents.settings import Settings
 from agents.sweep import Sweep
 from agents.web import DueList
 from pipeline.events import Decoder
 from pipeline.state import CustomerState
 
-__all__ = ["InProcess", "MemoryStates", "Record"]
+__all__ = ["InProcess", "MemoryStates"]
 
 _SOURCES = ("events.clickstream", "events.service")
-
-
-@dataclass(frozen=True, slots=True)
-class _Message:
-    topic: str
-    partition: int
-    offset: int
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """A message on an in-memory topic, shaped like the Faust event the flows read."""
-
-    key: bytes | None
-    value: bytes
-    message: _Message
-
-    def json(self) -> Any:
-        return orjson.loads(self.value)
 
 
 class MemoryStates:
@@ -151,7 +130,7 @@ class InProcess:
     def _append(self, topic: str, key: bytes | None, value: bytes) -> None:
         log = self.topics[topic]
         partition = self.partition_of(key) if key is not None else 0
-        record = Record(key, value, _Message(topic, partition, len(log)))
+        record = Record(key, value, Where(topic, partition, len(log)))
         log.append(record)
         if topic in self._flows:
             self._queue.append(record)

@@ -25,30 +25,14 @@ source is owned with partition ``p`` of the table); others are not repaired.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from agents.runtime import Record, Where
 from agents.runtime.internals import set_current_event
 
-__all__ = ["Progress", "Replayed"]
-
-
-@dataclass(frozen=True, slots=True, weakref_slot=True)
-class _Message:
-    topic: str
-    partition: int
-    offset: int
-
-
-@dataclass(frozen=True, slots=True, weakref_slot=True)
-class Replayed:
-    """A message read again, shaped like the Faust event the agents handle."""
-
-    key: bytes | None
-    value: bytes
-    message: _Message
+__all__ = ["Progress"]
 
 
 class Progress:
@@ -90,7 +74,7 @@ class Progress:
         """Write the marks moved since the last store to the table's store (once per
         batch); their changelog records wait for ``flush``."""
         for tp, nxt in self._moved.items():
-            value, here = str(nxt).encode(), Replayed(None, b"", _Message(*tp, -1))
+            value, here = str(nxt).encode(), Record(None, b"", Where(*tp, -1))
             set_current_event(here)  # RocksDB: the partition's database
             self.table.data[_key(tp)] = value
             self._dirty[tp] = value
@@ -104,13 +88,13 @@ class Progress:
         self._dirty = {}
         return out
 
-    async def reread(self, topic: str, partition: int, start: int, end: int) -> list[Replayed]:
+    async def reread(self, topic: str, partition: int, start: int, end: int) -> list[Record]:
         """Messages [start, end) of one partition, read with a plain consumer (bounded:
         30 s)."""
         tp = TopicPartition(topic, partition)
         c = AIOKafkaConsumer(group_id=None, enable_auto_commit=False, **self.client)
         await c.start()
-        out: list[Replayed] = []
+        out: list[Record] = []
         try:
             c.assign([tp])
             c.seek(tp, start)
@@ -119,7 +103,7 @@ class Progress:
                 got = await c.getmany(tp, timeout_ms=500, max_records=1000)
                 for m in got.get(tp, []):
                     if m.offset < end:
-                        out.append(Replayed(m.key, m.value, _Message(topic, partition, m.offset)))
+                        out.append(Record(m.key, m.value, Where(topic, partition, m.offset)))
         finally:
             await c.stop()
         return out
