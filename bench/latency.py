@@ -27,11 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer
 
 from agents.demo import stop_worker
 from bench.common import on_broker
-from bench.throughput import baton_workers, pct, settings
+from bench.throughput import baton_workers, decisions_consumer, pct, settings
 from bench.versions import ROOT, drain, export
 
 __all__ = ["main", "windows"]
@@ -56,15 +55,7 @@ async def probe_run(
     s: Any, rate: float, seconds: float, customers: int, probe_every: int
 ) -> tuple[list[tuple[float, float]], float]:
     """Pace ``rate`` events/s from a separate process; the probes' (sent, latency)."""
-    c = AIOKafkaConsumer(
-        s.topic("actions"),
-        s.topic("holdout"),
-        bootstrap_servers=s.kafka_bootstrap,
-        auto_offset_reset="latest",
-        group_id=f"lat-{uuid.uuid4()}",
-    )
-    await c.start()
-    await c.getmany(timeout_ms=1000)  # join and position before the pacer starts
+    c = await decisions_consumer(s)  # positioned before the pacer starts
     run_id = uuid.uuid4().hex[:6]
     args = [s.kafka_bootstrap, s.topic("events.clickstream"), str(rate), str(seconds)]
     pacer = await asyncio.create_subprocess_exec(

@@ -148,14 +148,9 @@ async def processed_rate(ports: list[int], metric: str, n: int, ready_at: float)
 PROBE_EVERY = 20
 
 
-async def latency(
-    s: Settings, rate: float, seconds: float, first: int, customers: int
-) -> tuple[list[float], float]:
-    """End to end at a paced rate, under the throughput run's traffic: the events go to
-    the customers already in state (the same mix), and one in ``PROBE_EVERY`` is a probe,
-    a new customer's first page view, which always gets a decision (a welcome action, or
-    a held-out one); probe produced -> its decision consumed. Returns the probes'
-    latencies and the rate actually sent."""
+async def decisions_consumer(s: Settings) -> AIOKafkaConsumer:
+    """A consumer of ``actions`` and ``holdout`` from their end, joined and positioned
+    (so nothing decided after this returns is missed)."""
     c = AIOKafkaConsumer(
         s.topic("actions"),
         s.topic("holdout"),
@@ -164,7 +159,19 @@ async def latency(
         group_id=f"lat-{uuid.uuid4()}",
     )
     await c.start()
-    await c.getmany(timeout_ms=1000)  # join and position before sending
+    await c.getmany(timeout_ms=1000)
+    return c
+
+
+async def latency(
+    s: Settings, rate: float, seconds: float, first: int, customers: int
+) -> tuple[list[float], float]:
+    """End to end at a paced rate, under the throughput run's traffic: the events go to
+    the customers already in state (the same mix), and one in ``PROBE_EVERY`` is a probe,
+    a new customer's first page view, which always gets a decision (a welcome action, or
+    a held-out one); probe produced -> its decision consumed. Returns the probes'
+    latencies and the rate actually sent."""
+    c = await decisions_consumer(s)
     p = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap, linger_ms=2)
     await p.start()
     sent: dict[str, float] = {}

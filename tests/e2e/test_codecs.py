@@ -15,7 +15,7 @@ import pytest
 
 from agents.runtime import CODECS
 from pipeline.simulator import event_doc
-from tests.e2e.test_kcat import kcat
+from tests.e2e.test_kcat import consume, kcat
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -35,24 +35,7 @@ def test_every_codec_is_consumed(kafka, prefix, start_worker) -> None:
             check=True,
             timeout=60,
         )
-    out = subprocess.run(
-        [
-            kcat(),
-            "-C",
-            "-b",
-            kafka.bootstrap,
-            "-t",
-            f"{prefix}actions",
-            "-o",
-            "beginning",
-            "-c",
-            str(len(CODECS) + 1),
-            "-f",
-            "%k\n",
-        ],
-        capture_output=True,
-        timeout=120,
-    )
+    out = consume(kafka.bootstrap, f"{prefix}actions", len(CODECS) + 1, "%k\n")
     assert out.returncode == 0, (out.stderr.decode(), worker.log_tail())
     got = sorted(out.stdout.decode().split())
     assert got == sorted(f"c-{c}" for c in (*CODECS, "none")), worker.log_tail()
@@ -88,11 +71,8 @@ def test_a_tombstone_is_dead_lettered_and_the_stream_goes_on(kafka, prefix, star
         check=True,
         timeout=60,
     )
-    read = [kcat(), "-C", "-b", kafka.bootstrap, "-o", "beginning", "-c", "1", "-f", "%k %s\n"]
-    dead = subprocess.run(
-        [*read, "-t", f"{prefix}events.deadletter"], capture_output=True, timeout=120
-    )
+    dead = consume(kafka.bootstrap, f"{prefix}events.deadletter", 1, "%k %s\n")
     key, value = dead.stdout.decode().strip().split(" ", 1)
     assert key == "c-tomb" and orjson.loads(value)["reason"] == "null_value", worker.log_tail()
-    acted = subprocess.run([*read, "-t", f"{prefix}actions"], capture_output=True, timeout=120)
+    acted = consume(kafka.bootstrap, f"{prefix}actions", 1, "%k %s\n")
     assert acted.stdout.decode().startswith("c-after "), worker.log_tail()

@@ -21,6 +21,14 @@ def kcat() -> str:
     return path
 
 
+def consume(
+    bootstrap: str, topic: str, count: int, fmt: str = "%k\t%s\n", timeout: float = 120
+) -> subprocess.CompletedProcess[bytes]:
+    """Read ``count`` messages of ``topic`` from the beginning with kcat (waits for them)."""
+    args = ["-C", "-b", bootstrap, "-t", topic, "-o", "beginning", "-c", str(count), "-f", fmt]
+    return subprocess.run([kcat(), *args], capture_output=True, timeout=timeout)
+
+
 def test_kcat_in_actions_out(kafka, prefix, start_worker) -> None:
     start_worker()
     now = time.time()
@@ -37,25 +45,9 @@ def test_kcat_in_actions_out(kafka, prefix, start_worker) -> None:
         timeout=60,
     )
 
-    out = subprocess.run(
-        [
-            kcat(),
-            "-C",
-            "-b",
-            kafka.bootstrap,
-            "-t",
-            f"{prefix}actions",
-            "-o",
-            "beginning",
-            "-c",
-            "2",
-            "-f",
-            "%k\t%s\n",
-        ],
-        capture_output=True,
-        check=True,
-        timeout=120,
-    ).stdout.decode()
+    done = consume(kafka.bootstrap, f"{prefix}actions", 2)
+    assert done.returncode == 0, done.stderr.decode()
+    out = done.stdout.decode()
     got = {}
     for line in out.strip().splitlines():
         key, value = line.split("\t", 1)
@@ -64,24 +56,8 @@ def test_kcat_in_actions_out(kafka, prefix, start_worker) -> None:
     assert all(a["action"] == "abandoned_cart_reminder" for a in got.values())
     assert got["alice"]["payload"]["cart_value"] == 40.0
 
-    dead = subprocess.run(
-        [
-            kcat(),
-            "-C",
-            "-b",
-            kafka.bootstrap,
-            "-t",
-            f"{prefix}events.deadletter",
-            "-o",
-            "beginning",
-            "-c",
-            "1",
-            "-f",
-            "%k\t%s\n",
-        ],
-        capture_output=True,
-        check=True,
-        timeout=60,
-    ).stdout.decode()
+    done = consume(kafka.bootstrap, f"{prefix}events.deadletter", 1, timeout=60)
+    assert done.returncode == 0, done.stderr.decode()
+    dead = done.stdout.decode()
     key, value = dead.strip().split("\t", 1)
     assert key == "mallory" and orjson.loads(value)["reason"] == "malformed_json"
