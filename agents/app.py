@@ -39,7 +39,7 @@ from agents.runtime import Partitioner
 from agents.runtime.kafka import KafkaRuntime
 from agents.settings import Settings
 from agents.sweep import Sweep
-from agents.web import DueList, add_pages
+from agents.web import DueList, Readiness, add_pages
 from pipeline.events import Decoder
 
 __all__ = ["Baton", "create_app"]
@@ -105,11 +105,12 @@ class Baton:
             log.warning("BATON_MODEL_SIGNING_KEY is not set: model snapshots use the default key")
         self.app = _faust_app(s)
         self._declare_topics()
-        self.runtime = rt = KafkaRuntime(self.app, s, m, self.customers, self.progress)
+        record = Recorder(m, s.stage_sample)
+        self.runtime = rt = KafkaRuntime(self.app, s, record, self.customers, self.progress)
         self.states, self.held, self.stalls = rt.states, rt.held, rt.stalls
         self.models = ModelRegistry(s, m)
         self.playbooks = PlaybookRegistry(s, m)
-        self.due, record = DueList(), Recorder(m)
+        self.due = DueList()
         self.decider = Decider(
             rt.states, self.due, m, record, self.models, self.playbooks, rt.share, s.step_config()
         )
@@ -152,7 +153,9 @@ class Baton:
         app.timer(max(0.5, s.stall_after_s / 4))(rt.check_stalls)
         app.task(self.models.follow)
         app.task(self.playbooks.follow)
-        add_pages(app, self.registry)
+        app.timer(5.0)(self._observe)
+        self.readiness = Readiness(app, {"playbook": self.playbooks, "models": self.models})
+        add_pages(app, self.registry, self.readiness, self.metrics.ready)
 
     async def _ingest(self, stream: faust.StreamT[bytes]) -> None:
         await self.runtime.batches(stream, self.ingest.one, "ingest")
@@ -171,6 +174,10 @@ class Baton:
             out: Outbox = []
             one(ev, out)
             await self.runtime.send(out)
+
+    async def _observe(self) -> None:
+        await self.runtime.observe()
+        self.metrics.ready.set(0 if self.readiness.problems() else 1)
 
     async def _sweep(self) -> None:
         app, now = self.app, time.time()

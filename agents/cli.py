@@ -41,7 +41,7 @@ def worker(create_topics: bool) -> None:
     """Run the production worker against the Kafka in BATON_KAFKA_BOOTSTRAP.
 
     Consumes the event topics, keeps per-customer state, emits next-best actions and
-    serves /metrics and /health on BATON_WEB_HOST:BATON_WEB_PORT.
+    serves /metrics, /healthz and /readyz on BATON_WEB_HOST:BATON_WEB_PORT.
     """
     import faust
 

@@ -18,7 +18,7 @@ import orjson
 
 from agents.metrics import Metrics
 from agents.models import ModelRegistry
-from agents.outbox import Outbox, Recorder
+from agents.outbox import Outbox, Recorder, Timed
 from agents.playbooks import PlaybookRegistry
 from agents.runtime import StateStore
 from agents.web import DueList
@@ -60,7 +60,14 @@ class Decider:
         """One message for the customer ``key`` on ``partition``."""
         now = self.clock()
         inputs = self.inputs(_time_of(message, now))
-        result = step(key, self.states.get(key), message, inputs, now)
+        if self.record.sampled():
+            result = self._timed(key, partition, message, inputs, now)
+        else:
+            result = step(key, self.states.get(key), message, inputs, now)
+            self._write(key, partition, result)
+        return self._outputs(result, message, now)
+
+    def _write(self, key: bytes, partition: int, result: Step) -> None:
         if result.write:
             if result.state is None:
                 self.states.delete(key, partition)
@@ -68,7 +75,22 @@ class Decider:
                 self.states.put(key, partition, result.state)
         if result.reschedule:
             self.due.set(key, result.due)
-        return self._outputs(result, getattr(message, "received_at", now), now)
+
+    def _timed(
+        self, key: bytes, partition: int, message: Message, inputs: StepInputs, now: float
+    ) -> Step:
+        """``handle``'s work with each stage timed (``baton_stage_seconds``)."""
+        stage, clock = self.record.stage, time.perf_counter
+        t0 = clock()
+        state = self.states.get(key)
+        t1 = clock()
+        result = step(key, state, message, inputs, now)
+        t2 = clock()
+        self._write(key, partition, result)
+        t3 = clock()
+        stage["state"].observe(t1 - t0 + t3 - t2)
+        stage["decide"].observe(t2 - t1)
+        return result
 
     def inputs(self, at: float) -> StepInputs:
         """The playbook in force, the models, the volume sent in the hour of ``at``."""
@@ -83,7 +105,7 @@ class Decider:
             self.config,
         )
 
-    def _outputs(self, result: Step, received_at: float, now: float) -> Outbox:
+    def _outputs(self, result: Step, message: Message, now: float) -> Outbox:
         out: Outbox = [(s.topic, s.key, s.value) for s in result.sends]
         out += [self.record.dead(d.key, d.raw, d.why, d.src, now) for d in result.dead]
         for fact in result.counts:
@@ -91,7 +113,9 @@ class Decider:
         decision = result.decision
         if decision is not None:
             if decision.action is not None:
-                self._sent(decision.action, received_at)
+                self._sent(decision.action)
+                if decision.action.group == "treatment":
+                    _time_actions(out, message, decision.action.trigger.kind, now)
             self._outcomes(decision.outcomes)
         return out
 
@@ -105,7 +129,7 @@ class Decider:
         else:
             getattr(m, _COUNTS[kind]).inc()
 
-    def _sent(self, action: Action, received_at: float) -> None:
+    def _sent(self, action: Action) -> None:
         """Count an emitted decision: policy drops, and this hour's volume if it was sent.
 
         Global hourly limits are approximated per worker: each may send its share
@@ -114,7 +138,6 @@ class Decider:
         for why in action.explanation["dropped"].values():
             if why not in _NOT_POLICY:
                 m.policy_drops.labels(why).inc()
-        m.decision_latency.observe(max(0.0, self.clock() - received_at))
         if action.group != "treatment":  # held-out decisions are not actions sent
             return
         self.record.action(action.action)
@@ -134,6 +157,15 @@ class Decider:
                 m.journey_exposures.labels(o.action, o.journey).inc()
             elif o.kind == "acceptance":
                 m.journey_acceptances.labels(o.action, o.journey).inc()
+
+
+def _time_actions(out: Outbox, message: Message, trigger: str, now: float) -> None:
+    """Mark the actions in ``out`` with the times their latency runs from."""
+    event_at = _time_of(message, now)
+    received = getattr(message, "received_at", now)
+    for i, entry in enumerate(out):
+        if entry[0] == "actions":
+            out[i] = Timed.of(entry, event_at, received, trigger)
 
 
 def _time_of(message: Message, now: float) -> float:

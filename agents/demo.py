@@ -84,12 +84,12 @@ def scrape(
 
 
 def wait_healthy(port: int, proc: subprocess.Popen[bytes] | None, timeout: float = 120.0) -> None:
-    """Wait until the worker's /health says ready; raise if it dies or times out."""
+    """Wait until the worker's /readyz says ready; raise if it dies or times out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"worker exited with {proc.returncode}")
-        url = f"http://127.0.0.1:{port}/health"
+        url = f"http://127.0.0.1:{port}/readyz"
         with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as r:
             if r.status == 200:
                 return

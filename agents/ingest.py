@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agents.decide import Decider
-from agents.outbox import Outbox, Recorder
+from agents.outbox import Outbox, Recorder, received_at
 from agents.runtime import Partitioner
 from pipeline.events import Decoder
 from pipeline.messages import EventIn, wire
@@ -43,7 +43,7 @@ class Ingest:
         if got is None:
             return
         result, src = got
-        key, message = result.key.encode(), EventIn(result, now, src)
+        key, message = result.key.encode(), EventIn(result, received_at(msg, now), src)
         if result.anonymous_id is None and self.direct(msg.topic, msg.partition, key):
             out.extend(self.decider.handle(key, msg.partition, message))
         elif result.anonymous_id is not None:  # resolved through the identity table first

@@ -11,11 +11,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+)
 
-__all__ = ["LATENCY_BUCKETS", "Metrics"]
+__all__ = ["LATENCY_BUCKETS", "STAGES", "Metrics"]
 
-LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# milliseconds to a minute: an SLO of tens of milliseconds and a worker minutes behind
+# both land inside a bucket
+LATENCY_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0,
+    10.0, 30.0, 60.0,
+)  # fmt: skip
+STAGE_BUCKETS = (0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01, 0.1)
+# the stages of one message (sampled) and of one batch's send
+STAGES = ("decode", "state", "decide", "send")
 
 
 @dataclass(frozen=True)
@@ -24,7 +39,12 @@ class Metrics:
     events: Counter
     deadletters: Counter
     actions: Counter
-    decision_latency: Histogram
+    event_to_action: Histogram
+    receive_to_action: Histogram
+    stage: Histogram
+    lag: Gauge
+    rebalances: Counter
+    ready: Gauge
     customers: Gauge
     erasures: Counter
     expired: Counter
@@ -32,6 +52,7 @@ class Metrics:
     snapshots_loaded: Counter
     snapshots_refused: Counter
     model_version: Gauge
+    snapshot_time: Gauge
     examples: Counter
     model_quality: Gauge
     snapshots_published: Counter
@@ -80,12 +101,7 @@ class Metrics:
             actions=Counter(
                 f"{prefix}_actions", "Next-best actions emitted.", ["action"], registry=registry
             ),
-            decision_latency=Histogram(
-                f"{prefix}_decision_latency_seconds",
-                "Time from an event (or timer tick) being received to its action being sent.",
-                buckets=LATENCY_BUCKETS,
-                registry=registry,
-            ),
+            **_operations(registry, prefix),
             erasures=Counter(
                 f"{prefix}_erasures",
                 "Customers erased on request (state deleted, audit sent).",
@@ -111,6 +127,12 @@ class Metrics:
             model_version=Gauge(
                 f"{prefix}_model_version",
                 "Version (examples learned) of the model in use.",
+                ["intent"],
+                registry=registry,
+            ),
+            snapshot_time=Gauge(
+                f"{prefix}_model_snapshot_timestamp_seconds",
+                "When the model in use was published (its snapshot's Kafka timestamp).",
                 ["intent"],
                 registry=registry,
             ),
@@ -211,6 +233,59 @@ class Metrics:
                 registry=registry,
             ),
         )
+
+
+def _operations(registry: CollectorRegistry, prefix: str) -> dict[str, Any]:
+    """Latency to the action produced, lag, rebalances, readiness, stage timings; and the
+    process's memory, CPU and open files (``process_*``, prometheus_client)."""
+    if registry is not REGISTRY:  # the default registry has its own
+        ProcessCollector(registry=registry)
+    trigger = ["trigger"]
+    return {
+        "event_to_action": Histogram(
+            f"{prefix}_event_to_action_seconds",
+            "Time from an event's own time (a timer decision: its tick) to its action "
+            "acknowledged by Kafka. Grows when the worker falls behind.",
+            trigger,
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        ),
+        "receive_to_action": Histogram(
+            f"{prefix}_receive_to_action_seconds",
+            "Time from the source record's Kafka timestamp (a timer decision: the tick "
+            "being made) to its action acknowledged by Kafka; includes the time the record "
+            "waited to be consumed.",
+            trigger,
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        ),
+        "stage": Histogram(
+            f"{prefix}_stage_seconds",
+            "Time one message spends in a stage (decode, state read and write, decide; one "
+            "in BATON_STAGE_SAMPLE messages timed), and one batch's send to the producer.",
+            ["stage"],
+            buckets=STAGE_BUCKETS,
+            registry=registry,
+        ),
+        "lag": Gauge(
+            f"{prefix}_consumer_lag",
+            "Messages of an assigned source partition not yet committed: log end offset "
+            "minus committed offset.",
+            ["topic", "partition"],
+            registry=registry,
+        ),
+        "rebalances": Counter(
+            f"{prefix}_rebalances",
+            "Consumer group rebalances this worker took part in.",
+            registry=registry,
+        ),
+        "ready": Gauge(
+            f"{prefix}_ready",
+            "1 when /readyz answers 200: partitions assigned, no rebalance, tables "
+            "recovered, playbook and model topics read to their end.",
+            registry=registry,
+        ),
+    }
 
 
 def _decisioning(registry: CollectorRegistry, prefix: str) -> dict[str, Any]:

@@ -34,15 +34,18 @@ class ModelRegistry:
         self.key = settings.model_signing_key.get_secret_value().encode()
         self.models: dict[str, IntentModel] = {}
         self.responses = ResponseModels()
+        self.caught_up = False  # the models topic read to its end (readiness)
 
-    def load(self, raw: bytes | None) -> None:
-        """Verify and install one message from the models topic."""
+    def load(self, raw: bytes | None, at: float | None = None) -> None:
+        """Verify and install one message from the models topic, published at ``at`` (its
+        Kafka timestamp: ``baton_model_snapshot_timestamp_seconds``)."""
         if raw is None:
             return
         try:
             snap = verify(raw, self.key)
             if snap.get("format") == RESPONSE_FORMAT:
-                self._responses(ResponseModels.from_snapshot(snap))
+                if self._responses(ResponseModels.from_snapshot(snap)) and at is not None:
+                    self.metrics.snapshot_time.labels("response").set(at)
                 return
             model = IntentModel.from_snapshot(snap)
         except SnapshotError as exc:
@@ -57,15 +60,18 @@ class ModelRegistry:
         self.models[model.intent] = model  # one assignment: atomic for the decide agent
         self.metrics.model_version.labels(model.intent).set(model.version)
         self.metrics.snapshots_loaded.labels(model.intent).inc()
+        if at is not None:
+            self.metrics.snapshot_time.labels(model.intent).set(at)
         log.info("loaded %s model version %d", model.intent, model.version)
 
-    def _responses(self, rm: ResponseModels) -> None:
+    def _responses(self, rm: ResponseModels) -> bool:
         if rm.version < self.responses.version:
             self.metrics.snapshots_refused.labels("older").inc()
-            return
+            return False
         self.responses = rm  # one assignment
         self.metrics.model_version.labels("response").set(rm.version)
         self.metrics.snapshots_loaded.labels("response").inc()
+        return True
 
     def scores(self, state: CustomerState, now: float) -> tuple[dict[str, float], dict[str, int]]:
         """Intent scores and model versions (loaded models only) of a state at ``now``."""
@@ -82,4 +88,7 @@ class ModelRegistry:
 
     async def follow(self) -> None:
         """Read the models topic from the beginning, forever (a worker background task)."""
-        await follow(self.settings, "models", self.load)
+        await follow(self.settings, "models", self.load, self._caught_up)
+
+    def _caught_up(self) -> None:
+        self.caught_up = True

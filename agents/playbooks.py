@@ -27,6 +27,7 @@ class PlaybookRegistry:
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
         self.settings, self.metrics = settings, metrics
         self.current: Playbook = settings.playbook()
+        self.caught_up = False  # the playbook topic read to its end (readiness)
         self._installed()
 
     def _installed(self) -> None:
@@ -36,8 +37,9 @@ class PlaybookRegistry:
             "playbook %s in force (%d actions)", self.current.version, len(self.current.actions)
         )
 
-    def load(self, raw: bytes | None) -> bool:
-        """Validate and install one message from the playbook topic; False if refused."""
+    def load(self, raw: bytes | None, at: float | None = None) -> bool:
+        """Validate and install one message from the playbook topic (published at ``at``);
+        False if refused."""
         if not raw:
             return False
         try:
@@ -55,4 +57,7 @@ class PlaybookRegistry:
 
     async def follow(self) -> None:
         """Read the playbook topic from the beginning, forever (a worker background task)."""
-        await follow(self.settings, "playbook", self.load)
+        await follow(self.settings, "playbook", self.load, self._caught_up)
+
+    def _caught_up(self) -> None:
+        self.caught_up = True

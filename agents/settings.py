@@ -146,6 +146,14 @@ class Settings(BaseSettings):
             "counted (`baton_stalled_partitions_total`, see [Rebalancing](#rebalancing))"
         ),
     )
+    stage_sample: int = Field(
+        default=16,
+        ge=1,
+        description=(
+            "one message in this many is timed stage by stage (`baton_stage_seconds`: decode, "
+            "state, decide); 1 times every message (about 2 µs more per message)"
+        ),
+    )
     state_cache: int = Field(
         default=2_000,
         description=(

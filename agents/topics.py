@@ -110,10 +110,16 @@ async def _create(settings: Settings, admin_kwargs: dict[str, Any]) -> list[str]
 
 
 async def follow(
-    settings: Settings, name: str, on_message: Callable[[bytes | None], object]
+    settings: Settings,
+    name: str,
+    on_message: Callable[[bytes | None, float], object],
+    on_caught_up: Callable[[], object] = lambda: None,
 ) -> None:
     """Read a (compacted) topic from the beginning, forever, without a consumer group:
-    every worker gets every partition. For the models and playbook registries."""
+    every worker gets every partition. For the models and playbook registries:
+    ``on_message(value, record timestamp in seconds)`` for each message;
+    ``on_caught_up()`` is called once, when every partition has been read to the end it
+    had (a worker is not ready before: it would decide with an old playbook)."""
     consumer = AIOKafkaConsumer(
         settings.topic(name),
         **settings.client_kwargs(),
@@ -122,10 +128,23 @@ async def follow(
         metadata_max_age_ms=5000,
     )
     await consumer.start()
+    caught_up = False
     try:
         while True:
             for msgs in (await consumer.getmany(timeout_ms=1000)).values():
                 for msg in msgs:
-                    on_message(msg.value)
+                    on_message(msg.value, msg.timestamp / 1000)
+            if not caught_up and await _at_end(consumer):
+                caught_up = True
+                on_caught_up()
     finally:
         await consumer.stop()
+
+
+async def _at_end(consumer: AIOKafkaConsumer) -> bool:
+    parts = consumer.assignment()
+    for tp in parts:
+        end = consumer.highwater(tp)
+        if end is None or await consumer.position(tp) < end:
+            return False
+    return bool(parts)

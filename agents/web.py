@@ -1,4 +1,4 @@
-"""Small worker parts: the web pages (/metrics, /health) and the timer's due list."""
+"""Small worker parts: the web pages (/metrics, /healthz, /readyz) and the timer's due list."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-__all__ = ["DueList", "add_pages"]
+__all__ = ["DueList", "Readiness", "add_pages"]
 
 
 @dataclass
@@ -36,18 +36,49 @@ class DueList:
         return out
 
 
-def add_pages(app: faust.App, registry: CollectorRegistry) -> None:
-    """``/metrics`` (Prometheus text format) and ``/health`` (200 once partitions are
-    assigned and no rebalance is running, else 503)."""
+@dataclass
+class Readiness:
+    """Whether a worker should be counted on: what ``/readyz`` checks, and why not.
+
+    ``followers``: the registries reading the playbook and model topics (each with a
+    ``caught_up`` flag)."""
+
+    app: Any
+    followers: dict[str, Any]
+
+    def problems(self) -> list[str]:
+        app, recovery = self.app, self.app.tables.recovery
+        followers = self.followers.items()
+        why = [f"{n} topic not read to its end" for n, f in followers if not f.caught_up]
+        if app.rebalancing:
+            why.append("rebalancing")
+        if not app.assignor.assigned_actives():
+            why.append("no partitions assigned")
+        if recovery.in_recovery or not recovery.completed.is_set():
+            why.append("tables recovering")
+        return why
+
+
+def add_pages(app: faust.App, registry: CollectorRegistry, ready: Readiness, gauge: Any) -> None:
+    """``/metrics`` (Prometheus text format); ``/healthz`` (liveness: 200 while the
+    worker's event loop answers, a rebalance included); ``/readyz`` (readiness: 200 with
+    partitions assigned, no rebalance, tables recovered, the playbook and model topics
+    read to their end, else 503 with the reasons); ``/health``, the same as ``/readyz``
+    (kept for earlier deployments)."""
 
     async def metrics(web: Any, request: Any) -> Any:
         return web.bytes(generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    async def health(web: Any, request: Any) -> Any:
-        ready = bool(app.assignor.assigned_actives()) and not app.rebalancing
-        return web.json(
-            {"ready": ready, "rebalancing": app.rebalancing}, status=200 if ready else 503
-        )
+    async def healthz(web: Any, request: Any) -> Any:
+        return web.json({"alive": True})
+
+    async def readyz(web: Any, request: Any) -> Any:
+        why = ready.problems()
+        gauge.set(0 if why else 1)
+        body = {"ready": not why, "rebalancing": bool(app.rebalancing), "problems": why}
+        return web.json(body, status=503 if why else 200)
 
     app.page("/metrics")(metrics)
-    app.page("/health")(health)
+    app.page("/healthz")(healthz)
+    app.page("/readyz")(readyz)
+    app.page("/health")(readyz)

@@ -21,13 +21,13 @@ from typing import Any
 
 import faust
 
-from agents.metrics import Metrics
-from agents.outbox import Outbox
+from agents.outbox import Outbox, Recorder, Timed
 from agents.runtime.customers import Customers, raw
 from agents.runtime.holding import Held
 from agents.runtime.internals import (
     cluster_partitions,
     flow_suspended,
+    offsets,
     producer_send,
     set_current_event,
 )
@@ -50,10 +50,16 @@ class KafkaRuntime:
     """Runs the flows of one worker on its Faust app."""
 
     def __init__(
-        self, app: faust.App, settings: Settings, metrics: Metrics, customers: Any, progress: Any
+        self,
+        app: faust.App,
+        settings: Settings,
+        record: Recorder,
+        customers: Any,
+        progress: Any,
     ) -> None:
         s = self.settings = settings
-        self.app, self.metrics = app, metrics
+        self.app, self.record, self.metrics = app, record, record.metrics
+        metrics = record.metrics
         self.states = Customers(customers, s.state_cache, live=s.store == "memory")
         self.customers_table, self.progress_table = customers, progress
         self.marks = {n: Progress(progress, s.client_kwargs()) for n in ("ingest", "decide")}
@@ -65,6 +71,10 @@ class KafkaRuntime:
         self._source_partitions: dict[str, int | None] = {}
         self._share = (-1, 1.0)
         self._persists = s.store == "rocksdb"  # the memory store keeps no offsets
+        sources = ("events.clickstream", "events.service", "feedback", "training-examples")
+        self._sources = hot | {s.topic(n) for n in (*sources, "identity-events")}
+        self._lagging: set[tuple[str, str]] = set()
+        self._rebalances = 0
 
     # -- the interface the flows see (agents.runtime) ------------------------------------
     def tracked(self, topic: str) -> bool:
@@ -86,12 +96,19 @@ class KafkaRuntime:
     async def send(self, outbox: Outbox) -> None:
         """Hand the messages to the producer in order, without Faust's per-message
         wrapping; a failed delivery is logged and counted (the commit that follows
-        flushes the producer, so none is left behind unsent)."""
+        flushes the producer, so none is left behind unsent). An action's latency is
+        recorded when Kafka acknowledges it."""
         send, names, topic = producer_send(self.app), self._names, self.settings.topic
-        for name, key, value in outbox:
+        began = time.perf_counter()
+        for entry in outbox:
+            name, key, value = entry
             full = names.get(name) or names.setdefault(name, topic(name))
             fut = await send(full, value, key=key, partition=None)
             fut.add_done_callback(self._delivered)
+            if type(entry) is Timed:
+                fut.add_done_callback(functools.partial(self._acted, entry))
+        if outbox:
+            self.record.stage["send"].observe(time.perf_counter() - began)
 
     # -- batches --------------------------------------------------------------------------
     async def batches(
@@ -215,8 +232,34 @@ class KafkaRuntime:
         for table, fut in last.values():
             fut.add_done_callback(functools.partial(self._persisted, table))
 
+    async def observe(self) -> None:
+        """Consumer lag of every assigned source partition (log end offset minus the
+        committed offset), and rebalances since the last look."""
+        m, consumer = self.metrics, self.app.consumer
+        count = self.app.rebalancing_count
+        if count > self._rebalances:
+            m.rebalances.inc(count - self._rebalances)
+        self._rebalances = count
+        seen: set[tuple[str, str]] = set()
+        for tp in consumer.assignment():
+            if tp.topic not in self._sources:
+                continue
+            end, committed = consumer.highwater(tp), offsets(consumer, tp)[0]
+            if end is None:
+                continue
+            labels = (tp.topic, str(tp.partition))
+            m.lag.labels(*labels).set(max(0, end - (committed or 0)))
+            seen.add(labels)
+        for labels in self._lagging - seen:  # partitions moved away
+            m.lag.remove(*labels)
+        self._lagging = seen
+
     async def check_stalls(self) -> None:
         await self.stalls.check(self.held.partitions())
+
+    def _acted(self, value: Timed, fut: asyncio.Future[Any]) -> None:
+        if not fut.cancelled() and fut.exception() is None:
+            self.record.acted(value)
 
     def _delivered(self, fut: asyncio.Future[Any]) -> None:
         if not fut.cancelled() and fut.exception() is not None:

@@ -31,7 +31,7 @@ from agents.identify import Identify
 from agents.ingest import Ingest
 from agents.metrics import Metrics
 from agents.models import ModelRegistry
-from agents.outbox import Outbox, Recorder
+from agents.outbox import Outbox, Recorder, Timed
 from agents.playbooks import PlaybookRegistry
 from agents.runtime import Partitioner, Record, Where
 from agents.settings import Settings
@@ -81,7 +81,8 @@ class InProcess:
         self.topics: defaultdict[str, list[Record]] = defaultdict(list)
         self.states, self.identities = MemoryStates(), dict[bytes, bytes]()
         self.models, self.playbooks = ModelRegistry(s, m), PlaybookRegistry(s, m)
-        self.due, record, self.partition_of = DueList(), Recorder(m), Partitioner(s.partitions)
+        self.record = record = Recorder(m, s.stage_sample)
+        self.due, self.partition_of = DueList(), Partitioner(s.partitions)
         self.decider = Decider(
             self.states,
             self.due,
@@ -124,8 +125,13 @@ class InProcess:
         return (r.json() for r in self.topics[topic])
 
     async def _send(self, outbox: Outbox) -> None:
-        for topic, key, value in outbox:
-            self._append(topic, key, value)
+        self._append_all(outbox)
+
+    def _append_all(self, outbox: Outbox) -> None:
+        for entry in outbox:
+            if type(entry) is Timed:  # an action, acknowledged as soon as appended
+                self.record.acted(entry, self.clock())
+            self._append(*entry)
 
     def _append(self, topic: str, key: bytes | None, value: bytes) -> None:
         log = self.topics[topic]
@@ -140,5 +146,4 @@ class InProcess:
             record = self._queue.popleft()
             out: Outbox = []
             self._flows[record.message.topic](record, out)
-            for topic, key, value in out:
-                self._append(topic, key, value)
+            self._append_all(out)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from pathlib import Path
 
 import pytest
 
@@ -28,3 +29,18 @@ def test_module_declares_all(name: str) -> None:
     assert len(exported) <= 15, f"{name} exports {len(exported)} names"
     for attr in exported:
         assert hasattr(mod, attr), f"{name}.__all__ names missing {attr}"
+
+
+def test_every_metric_is_documented() -> None:
+    """Each metric the worker declares has a row in docs/operations.md."""
+    from prometheus_client import CollectorRegistry
+
+    from agents.metrics import Metrics
+
+    registry = CollectorRegistry()
+    Metrics.create(registry)
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    names = {m.name for m in registry.collect() if m.name.startswith("baton_")}
+    types = {m.name: m.type for m in registry.collect()}
+    missing = {n for n in names if f"`{n}{'_total' if types[n] == 'counter' else ''}`" not in doc}
+    assert not missing, f"not in docs/operations.md: {sorted(missing)}"

@@ -265,3 +265,38 @@ def test_the_route_does_not_change_the_outcome(tmp_path: Path, partitions: int) 
     shop.ev("r-1", "add_to_cart", 5, product_id="p", price=20.0)
     shop.wait(30)
     assert shop.actions() == {"r-1": ["welcome_new_customer", "abandoned_cart_reminder"]}
+
+
+def test_action_latency_runs_to_the_action_sent(tmp_path: Path) -> None:
+    """Each action sent is timed once, from its event's own time and from the source
+    record's Kafka timestamp (here none: the worker's clock), to the send; a timer
+    decision from its tick. With every message's stages timed, the two events are
+    decoded once each and decided with the ticks."""
+    shop = Shop(tmp_path, stage_sample=1)
+    shop.ev("l-1", "page_view", 0.25, url="/")  # welcome, on the event
+    shop.ev("l-1", "add_to_cart", product_id="p1", price=10.0, quantity=1)
+    e2a, r2a = "baton_event_to_action_seconds", "baton_receive_to_action_seconds"
+    assert shop.metric(f"{e2a}_count", trigger="event") == 1
+    assert shop.metric(f"{e2a}_sum", trigger="event") == pytest.approx(0.25)
+    assert shop.metric(f"{r2a}_count", trigger="event") == 1
+    assert shop.metric(f"{r2a}_sum", trigger="event") == 0.0
+    shop.wait(10)  # the cart reminder, on a tick: sent as the tick is made
+    assert shop.actions() == {"l-1": ["welcome_new_customer", "abandoned_cart_reminder"]}
+    assert shop.metric(f"{e2a}_count", trigger="timer") == 1
+    assert shop.metric(f"{e2a}_sum", trigger="timer") == 0.0
+    assert shop.metric("baton_stage_seconds_count", stage="decode") == 2
+    assert shop.metric("baton_stage_seconds_count", stage="decide") >= 3
+
+
+def test_received_at_is_the_records_kafka_timestamp() -> None:
+    from agents.outbox import received_at
+    from agents.runtime import Where
+
+    class Msg:
+        def __init__(self, timestamp: Any) -> None:
+            self.timestamp = timestamp
+
+    assert received_at(Msg(99.5), now=100.0) == 99.5
+    assert received_at(Msg(101.0), now=100.0) == 100.0  # a producer clock ahead
+    assert received_at(Msg(0), now=100.0) == 100.0  # no timestamp
+    assert received_at(Where("t", 0, 0), now=100.0) == 100.0
