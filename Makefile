@@ -10,9 +10,11 @@ help: ## list the targets
 setup: ## install system packages, .venv and the Kafka jars (idempotent)
 	@bash deploy/setup.sh
 
-lock: setup ## pin every dependency again from pyproject.toml into requirements.lock (uv)
+lock: setup ## pin every dependency again from pyproject.toml into requirements.lock (uv); the image's runtime subset too
 	.venv/bin/uv pip compile pyproject.toml --extra dev --python-version 3.11 \
 	  --python-platform x86_64-unknown-linux-gnu -o requirements.lock --quiet
+	.venv/bin/uv pip compile pyproject.toml -c requirements.lock --python-version 3.11 \
+	  --python-platform x86_64-unknown-linux-gnu --generate-hashes -o deploy/requirements.runtime.lock --quiet
 
 docs: setup ## write the generated reference pages (docs/configuration.md)
 	.venv/bin/python -c 'from agents.settings import reference; print(reference(), end="")' \

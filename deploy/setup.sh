@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Sets up everything Baton needs on a fresh Debian-like machine, idempotently:
 #   1. system packages: Java 17 (broker), Maven (broker jars), kcat (end-to-end tests),
-#      prometheus (for promtool, which checks the metrics output);
+#      prometheus (the server and promtool, for the metrics, rules and dashboard tests),
+#      mmdebstrap, buildah and podman (the image test), docker-compose (compose.yaml's
+#      check);
 #   2. a Python 3.11 virtualenv in .venv with Baton and its dev tools, at the versions
 #      in requirements.lock (made by uv from pyproject.toml: `make lock`);
 #   3. the Apache Kafka jars, from Maven Central through deploy/kafka/pom.xml (cached).
@@ -13,6 +15,10 @@ command -v java >/dev/null || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need+=(maven)
 command -v kcat >/dev/null || need+=(kcat)
 command -v promtool >/dev/null || need+=(prometheus)
+for tool in mmdebstrap buildah podman docker-compose; do
+  command -v "$tool" >/dev/null || need+=("$tool")
+done
+command -v newuidmap >/dev/null || need+=(uidmap)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "setup: installing ${need[*]} with apt-get" >&2
