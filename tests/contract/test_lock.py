@@ -44,3 +44,19 @@ def test_the_installed_versions_are_the_locked_ones() -> None:
     pins = _locked()
     for name in ("faust-streaming", "mode-streaming", "aiokafka", "river", "orjson"):
         assert version(name) == pins[name], name
+
+
+def test_the_images_lock_is_the_runtime_part_of_the_lock() -> None:
+    """deploy/requirements.runtime.lock (the image's, with hashes) pins the same versions
+    as requirements.lock, for every runtime dependency and nothing of the dev tools."""
+    pins, runtime = _locked(), {}
+    for line in (ROOT / "deploy" / "requirements.runtime.lock").read_text().splitlines():
+        if line and not line.startswith((" ", "#")):
+            name, _, version = line.partition("==")
+            runtime[canonicalize_name(name)] = version.split()[0]
+    assert all(pins[name] == version for name, version in runtime.items())
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for text in project["dependencies"]:
+        assert canonicalize_name(Requirement(text).name) in runtime, text
+    assert not {"pytest", "mypy", "ruff"} & set(runtime)
+    assert "--hash=sha256:" in (ROOT / "deploy" / "requirements.runtime.lock").read_text()

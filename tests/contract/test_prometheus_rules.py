@@ -175,3 +175,16 @@ def test_every_alert_fires_when_it_should_and_only_then(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump({"rule_files": [str(RULES)], "tests": tests}))
     res = promtool("test", "rules", str(path))
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_every_alert_has_a_runbook() -> None:
+    """Each alert links to its own section of docs/operations.md, and the section is
+    there (what it means, what to look at, what to do)."""
+    doc = (RULES.parents[2] / "docs" / "operations.md").read_text()
+    headings = {line[4:].strip() for line in doc.splitlines() if line.startswith("### ")}
+    for group in yaml.safe_load(RULES.read_text())["groups"]:
+        for rule in group["rules"]:
+            if "alert" in rule:
+                name = rule["alert"]
+                assert rule["annotations"]["runbook_url"] == f"docs/operations.md#{name.lower()}"
+                assert name in headings, f"no runbook for {name}"
