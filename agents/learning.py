@@ -40,7 +40,8 @@ class Learners:
         self._resp_since, self._resp_last = 0, 0.0
 
     async def agent(self, stream: faust.StreamT[bytes]) -> None:
-        """Test-then-train on labelled examples; publish signed snapshots when due."""
+        """Learn labelled examples, measuring the scores served for them; publish signed
+        snapshots when due."""
         async for ev in stream.events():
             ex = orjson.loads(ev.value)
             if ex.get("kind") == "response":
@@ -48,7 +49,7 @@ class Learners:
                 continue
             intent, y = ex["intent"], bool(ex["y"])
             learner = self.learners.get(intent) or self._start(intent)
-            learner.learn(ex["x"], y)
+            learner.learn(ex["x"], y, ex.get("served"))
             self.metrics.examples.labels(intent, str(y).lower()).inc()
             if learner.snapshot_due(time.time()):
                 await self._publish(intent, learner)
@@ -91,4 +92,6 @@ class Learners:
         await self.models_topic.send(key=intent.encode(), value=raw)
         for name, value in learner.metrics().items():
             self.metrics.model_quality.labels(intent, name).set(value)
+        for name, value in learner.training_metrics().items():
+            self.metrics.model_training_quality.labels(intent, name).set(value)
         self.metrics.snapshots_published.labels(intent).inc()

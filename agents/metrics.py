@@ -55,6 +55,7 @@ class Metrics:
     snapshot_time: Gauge
     examples: Counter
     model_quality: Gauge
+    model_training_quality: Gauge
     snapshots_published: Counter
     merges: Counter
     playbook_info: Gauge
@@ -144,8 +145,17 @@ class Metrics:
             ),
             model_quality=Gauge(
                 f"{prefix}_model_quality",
-                "Progressive (test-then-train) quality of the learner's model at its last "
-                "snapshot: roc_auc, pr_auc (last 10,000 examples), log_loss (since start).",
+                "Quality of the scores the workers served, measured when their labels were "
+                "known, over the last 10,000 examples with a served score: roc_auc, pr_auc, "
+                "log_loss, calibration_error (set at each snapshot).",
+                ["intent", "metric"],
+                registry=registry,
+            ),
+            model_training_quality=Gauge(
+                f"{prefix}_model_training_quality",
+                "Training-side (test-then-train) quality of the learner's own model, each "
+                "example scored just before it is learned: reads higher than what was "
+                "served (a session's examples arrive together). For data scientists.",
                 ["intent", "metric"],
                 registry=registry,
             ),

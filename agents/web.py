@@ -59,7 +59,9 @@ class Readiness:
         return why
 
 
-def add_pages(app: faust.App, registry: CollectorRegistry, ready: Readiness, gauge: Any) -> None:
+def add_pages(
+    app: faust.App, registry: CollectorRegistry, ready: Readiness, gauge: Any = None
+) -> None:
     """``/metrics`` (Prometheus text format); ``/healthz`` (liveness: 200 while the
     worker's event loop answers, a rebalance included); ``/readyz`` (readiness: 200 with
     partitions assigned, no rebalance, tables recovered, the playbook and model topics
@@ -74,7 +76,8 @@ def add_pages(app: faust.App, registry: CollectorRegistry, ready: Readiness, gau
 
     async def readyz(web: Any, request: Any) -> Any:
         why = ready.problems()
-        gauge.set(0 if why else 1)
+        if gauge is not None:
+            gauge.set(0 if why else 1)
         body = {"ready": not why, "rebalancing": bool(app.rebalancing), "problems": why}
         return web.json(body, status=503 if why else 200)
 

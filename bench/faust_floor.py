@@ -5,7 +5,7 @@
 Consume each event (raw bytes), decode it with orjson, count it per key in a Faust
 table (raw codec, so one changelog record per event), produce one message per event.
 No validation, no state beyond the count, no decision: what any Faust agent pays per
-event on this machine. Serves ``/metrics`` (``floor_processed_total``) and ``/health``
+event on this machine. Serves ``/metrics`` (``floor_processed_total``), ``/healthz`` and ``/readyz``
 like a Baton worker, so the benchmark measures both the same way.
 """
 
@@ -18,7 +18,7 @@ import faust
 import orjson
 from prometheus_client import CollectorRegistry, Counter
 
-from agents.web import add_pages
+from agents.web import Readiness, add_pages
 
 __all__ = ["build"]
 
@@ -54,7 +54,7 @@ def build(
             await out.send(key=ev.key, value=orjson.dumps({"n": n, "t": doc["event_type"]}))
             processed.inc()
 
-    add_pages(app, registry)
+    add_pages(app, registry, Readiness(app, {}))
     return app
 
 

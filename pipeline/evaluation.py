@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["auc", "average_precision", "f1_at", "log_loss"]
+__all__ = ["auc", "average_precision", "calibration_error", "f1_at", "log_loss"]
 
 
 def auc(scores: list[float], labels: list[bool]) -> float:
@@ -56,6 +56,23 @@ def log_loss(scores: list[float], labels: list[bool]) -> float:
     return -sum(
         math.log(min(max(p if y else 1 - p, eps), 1.0)) for p, y in zip(scores, labels, strict=True)
     ) / max(1, len(labels))
+
+
+def calibration_error(scores: list[float], labels: list[bool], bins: int = 10) -> float:
+    """Expected calibration error: over ``bins`` equal-width score bins, the mean gap
+    between the mean score and the share of positives, weighted by the bin's size.
+
+    >>> calibration_error([0.1, 0.1, 0.9, 0.9], [False, False, True, True])
+    0.1
+    """
+    if not labels:
+        return float("nan")
+    sums: dict[int, list[float]] = {}
+    for p, y in zip(scores, labels, strict=True):
+        b = sums.setdefault(min(int(p * bins), bins - 1), [0.0, 0.0, 0.0])
+        b[0], b[1], b[2] = b[0] + p, b[1] + y, b[2] + 1
+    gap = sum(abs(b[0] - b[1]) for b in sums.values())  # = sum of n * |mean p - rate|
+    return round(gap / len(labels), 12)
 
 
 def f1_at(scores: list[float], labels: list[bool], threshold: float = 0.5) -> float:

@@ -11,6 +11,11 @@ is known, then become training examples for the intent models.
 - churn: the same session-start points are labelled false when the customer starts
   another session within ``churn_horizon_s``, true when the horizon passes without one.
 
+Each point keeps the score the worker served at that moment and the version of the
+model that served it (``served``), and its example carries both: model quality is
+measured on what was served, frozen when it was served, never re-scored later by a
+model that has since learned the point's siblings (``pipeline.learning``).
+
     >>> from pipeline.events import Event
     >>> from pipeline.fold import apply
     >>> from pipeline.state import StateConfig
@@ -36,7 +41,10 @@ from pipeline.features import features, named, row
 from pipeline.state import CustomerState, Point
 from pipeline.values import evolve
 
-__all__ = ["Example", "LabelConfig", "label_due", "label_event", "label_timeout"]
+__all__ = ["Example", "LabelConfig", "Served", "label_due", "label_event", "label_timeout"]
+
+# intent -> (the score served, the version of the model that served it)
+Served = Mapping[str, tuple[float, int]]
 
 _CONTACTS = frozenset({"ticket_opened", "call", "chat"})
 
@@ -60,9 +68,11 @@ class Example:
     y: bool
     predicted_at: float
     labelled_at: float
+    served: float | None = None  # the score served at predicted_at, if a model served one
+    model_version: int | None = None  # the version of the model that served it
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "intent": self.intent,
             "customer_id": self.customer_id,
             "x": self.x,
@@ -70,12 +80,26 @@ class Example:
             "predicted_at": self.predicted_at,
             "labelled_at": self.labelled_at,
         }
+        if self.served is not None:
+            out |= {"served": self.served, "model_version": self.model_version}
+        return out
 
 
 def _examples(
     state: CustomerState, points: tuple[Point, ...], y: bool, t: float, intent: str = "purchase"
 ) -> list[Example]:
-    return [Example(intent, state.customer_id, named(x), y, pt, t) for pt, x in points]
+    return [_example(intent, state.customer_id, p, y, t) for p in points]
+
+
+def _example(intent: str, customer: str, p: Point, y: bool, t: float) -> Example:
+    if len(p) == 4:
+        return Example(intent, customer, named(p[1]), y, p[0], t, p[2], p[3])
+    return Example(intent, customer, named(p[1]), y, p[0], t)
+
+
+def _point(t: float, x: Any, intent: str, served: Served | None) -> Point:
+    got = served.get(intent) if served else None
+    return (t, x) if got is None else (t, x, got[0], got[1])
 
 
 def label_event(
@@ -84,9 +108,11 @@ def label_event(
     event: Event,
     cfg: LabelConfig,
     x: Mapping[str, float] | None = None,
+    served: Served | None = None,
 ) -> tuple[CustomerState, list[Example]]:
     """Labels that ``event`` settles, and the waiting points after it; ``x``: the
-    features of ``after`` at the event's time, if already computed."""
+    features of ``after`` at the event's time, if already computed; ``served``: the
+    scores served for them, kept on the new points."""
     if x is None:
         x = features(after, event.event_time)
     out: list[Example] = []
@@ -99,9 +125,9 @@ def label_event(
         out += _examples(after, pending, True, event.event_time)
         pending = ()
     elif after.session is not None and not after.session.purchased:
-        point = (event.event_time, row(x))
+        point = _point(event.event_time, row(x), "purchase", served)
         pending = (*pending, point)[-cfg.pending_points :]
-    labelled, more = _horizons(before, evolve(after, pending=pending), event, old, cfg, x)
+    labelled, more = _horizons(before, evolve(after, pending=pending), event, old, cfg, x, served)
     return labelled, out + more
 
 
@@ -112,6 +138,7 @@ def _horizons(
     old_session: str | None,
     cfg: LabelConfig,
     x: Mapping[str, float],
+    served: Served | None,
 ) -> tuple[CustomerState, list[Example]]:
     """Support and churn points: settle what this event settles, add a session-start point."""
     t, out = event.event_time, []
@@ -127,9 +154,9 @@ def _horizons(
         out += _examples(after, came_back, False, t, "churn")
         churn = tuple(p for p in churn if p not in came_back)
     if new_session:
-        point = (t, row(x))
-        support = (*support, point)[-cfg.horizon_points :]
-        churn = (*churn, point)[-cfg.horizon_points :]
+        features_row = row(x)  # one row, shared by both points
+        support = (*support, _point(t, features_row, "support", served))[-cfg.horizon_points :]
+        churn = (*churn, _point(t, features_row, "churn", served))[-cfg.horizon_points :]
     return evolve(after, support_points=support, churn_points=churn), out
 
 
@@ -145,8 +172,8 @@ def label_due(state: CustomerState, cfg: LabelConfig) -> float | None:
         d
         for d in (
             _session_due(state, cfg),
-            min((t + cfg.support_horizon_s for t, _ in state.support_points), default=None),
-            min((t + cfg.churn_horizon_s for t, _ in state.churn_points), default=None),
+            min((p[0] + cfg.support_horizon_s for p in state.support_points), default=None),
+            min((p[0] + cfg.churn_horizon_s for p in state.churn_points), default=None),
         )
         if d is not None
     ]

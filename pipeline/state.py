@@ -189,10 +189,12 @@ class Contacts:
         )
 
 
-# A prediction point waiting for its label: (time, features at that time). The features
-# are a row in ``pipeline.features.FEATURES`` order (None where absent: a third of the
-# JSON and half the memory of named ones), or named (points written before rows).
-Point = tuple[float, Sequence[float | None] | Mapping[str, float]]
+# A prediction point waiting for its label: (time, features at that time), and, when a
+# model served a score there, (..., that score, the model's version). The features are
+# a row in ``pipeline.features.FEATURES`` order (None where absent: a third of the JSON
+# and half the memory of named ones), or named (points written before rows).
+Row = Sequence[float | None] | Mapping[str, float]
+Point = tuple[float, Row] | tuple[float, Row, float, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,7 +333,12 @@ def _points_out(points: tuple[Point, ...]) -> tuple[Point, ...]:
 def _points_in(raw: Any) -> tuple[Point, ...]:
     # a row comes back from JSON as a list: a tuple again, as it was made; named
     # features (points stored before rows) are a dict fresh from JSON, not copied
-    return tuple((float(t), tuple(x) if isinstance(x, list) else x) for t, x in raw or ())
+    return tuple(_point_in(p) for p in raw or ())
+
+
+def _point_in(p: Sequence[Any]) -> Point:
+    x = tuple(p[1]) if isinstance(p[1], list) else p[1]
+    return (float(p[0]), x) if len(p) < 4 else (float(p[0]), x, float(p[2]), int(p[3]))
 
 
 def _mapping(value: Any) -> dict[Any, Any]:

@@ -169,8 +169,10 @@ def _on_event(
         return _commit(key, Decision(applied.state), (), inp, event.event_time, dead=(dead,))
     t = event.event_time
     x = features(applied.state, t)  # once: labels, models and rules share it
-    labelled, examples = label_event(state, applied.state, event, cfg.labels, x)
-    decision = _decide(labelled, t, Trigger("event", event.event_id), event, inp, x)
+    scores = inp.score(x)  # once: kept on the new prediction points, and decided with
+    served = {i: (p, scores[1][i]) for i, p in scores[0].items() if i in scores[1]}
+    labelled, examples = label_event(state, applied.state, event, cfg.labels, x, served)
+    decision = _decide(labelled, t, Trigger("event", event.event_id), event, inp, x, scores)
     return _commit(key, decision, examples, inp, t, counts=(f"event:{event.event_type}",))
 
 
@@ -181,8 +183,9 @@ def _decide(
     event: Event | None,
     inp: StepInputs,
     x: Mapping[str, float],
+    scored: tuple[dict[str, float], dict[str, int]] | None = None,
 ) -> Decision:
-    scores, versions = inp.score(x)
+    scores, versions = scored if scored is not None else inp.score(x)
     policy = Inputs(inp.playbook, scores, versions, inp.responses, inp.volume, inp.volume_share)
     return decide(state, now, trigger, event, policy, x)
 

@@ -1,16 +1,19 @@
 """The learning loop on a real broker: sessions that buy and sessions that lapse become
-labelled examples; the learner learns them test-then-train, publishes signed snapshots,
-and the running worker loads them (its model version follows the examples learned)."""
+labelled examples; the learner learns them, publishes signed snapshots and the quality
+of the scores served, and the running worker loads them (its model version follows the
+examples learned)."""
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 
 import orjson
 import pytest
 
 from agents.demo import scrape, stop_worker
+from pipeline.evaluation import auc
 from pipeline.simulator import event_doc
 from tests.kafkaio import produce, read_until
 
@@ -72,12 +75,26 @@ async def test_examples_learner_snapshot_reload(kafka, prefix, start_worker) -> 
     m = scrape(worker.web_port)
     assert m["baton_model_version"][version] == 140, worker.log_tail()
     assert m["baton_training_examples_total"][(("intent", "purchase"), ("label", "true"))] == 60
-    quality = {
-        dict(k)["metric"]: v
-        for k, v in m["baton_model_quality"].items()
-        if dict(k)["intent"] == "purchase"  # churn saw one class only: its AUC is NaN
-    }
-    assert 0.0 <= quality["roc_auc"] <= 1.0 and quality["log_loss"] > 0
+
+    def gauge(name: str) -> dict[str, float]:
+        return {
+            dict(k)["metric"]: v
+            for k, v in m[name].items()
+            if dict(k)["intent"] == "purchase"  # churn saw one class only: its AUC is NaN
+        }
+
+    training = gauge("baton_model_training_quality")
+    assert 0.0 <= training["roc_auc"] <= 1.0 and training["log_loss"] > 0
+    # the exported quality is that of the scores served, as the examples carry them:
+    # here the points were mostly made before any model was loaded (no served score)
+    served = [(d["served"], d["y"]) for d in purchase if "served" in d]
+    quality = gauge("baton_model_quality")
+    print(f"{len(served)} of {len(purchase)} purchase examples had a served score")
+    if len({y for _, y in served}) == 2:
+        expected = auc([p for p, _ in served], [y for _, y in served])
+        assert quality["roc_auc"] == pytest.approx(expected, abs=1e-9)
+    else:
+        assert math.isnan(quality["roc_auc"]), "no served pair of both labels: no AUC"
 
     # a restarted worker starts from the last snapshot, not from scratch: it loads
     # version 140, and its learner goes on from there
@@ -90,6 +107,41 @@ async def test_examples_learner_snapshot_reload(kafka, prefix, start_worker) -> 
     ]
     await produce(kafka.bootstrap, [(topic, b"z", raw) for raw in buyer])
     await until_version(again.web_port, 143)
+
+    # sessions decided with version 143 loaded: each point keeps the score it served, and
+    # the exported quality is the ROC-AUC of those scores (computed here independently)
+    wave = []
+    for i in range(12):
+        cid, t0 = f"w{i:02d}", now - 5000 + 10 * i
+        item = {"product_id": f"q{i % 3}", "price": 5.0 + 7 * i, "category": "lamps"}
+        kinds = ["product_view", "add_to_cart"][: 1 + i % 2] + ["product_view"] * (i % 3)
+        evs = [event_doc(f"{cid}-{k}", kd, t0 + 30 * k, cid, item) for k, kd in enumerate(kinds)]
+        if i % 3 == 0:
+            evs.append(event_doc(f"{cid}-buy", "purchase", t0 + 200, cid, {"order_value": 5.0}))
+        else:  # comes back later: the session lapsed
+            evs.append(event_doc(f"{cid}-back", "page_view", t0 + 3600, cid, {"url": "/"}))
+        wave += [(topic, cid.encode(), orjson.dumps(e)) for e in evs]
+    await produce(kafka.bootstrap, wave)
+    later = await read_until(
+        kafka.bootstrap,
+        [f"{prefix}training-examples"],
+        lambda rs: sum(1 for r in rs if r.key == b"purchase" and b'"w' in r.value) >= 12,
+        timeout=60,
+        grace=4,  # the returning visits' own points, closed by the timer
+    )
+    docs = [orjson.loads(r.value) for r in later if r.key == b"purchase"]
+    mine = [d for d in docs if d["customer_id"].startswith("w")]
+    assert {d.get("model_version") for d in mine} == {143}, "every point scored by 143"
+    assert {d.get("model_version") for d in docs if d["customer_id"] == "z"} == {140}
+    # all that was served since the restart (z's points, by 140, and this wave's)
+    served = [(d["served"], d["y"]) for d in docs if "served" in d]
+    assert {y for _, y in served} == {True, False} and len(served) == len(mine) + 3
+    await until_version(again.web_port, 143 + len(mine))
+    m = scrape(again.web_port)
+    exported = m["baton_model_quality"][(("intent", "purchase"), ("metric", "roc_auc"))]
+    expected = auc([p for p, _ in served], [y for _, y in served])
+    print(f"served ROC-AUC {expected:.3f} over {len(served)} examples; exported {exported:.3f}")
+    assert exported == pytest.approx(expected, abs=1e-9)
 
 
 async def until_version(port: int, version: int, timeout: float = 60.0) -> None:

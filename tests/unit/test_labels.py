@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import orjson
+
+from pipeline.evaluation import auc, log_loss
 from pipeline.events import Event
 from pipeline.fold import apply
 from pipeline.labels import LabelConfig, label_due, label_event, label_timeout
@@ -61,8 +64,35 @@ def test_learner_snapshots_by_count_and_by_time() -> None:
     ln.learn({"a": 1.0}, True)
     ln.learn({"a": 0.0}, False)
     assert ln.snapshot_due(106.0)  # three since the last snapshot
-    m = ln.metrics()
+    m = ln.training_metrics()
     assert 0.0 <= m["roc_auc"] <= 1.0 and m["log_loss"] > 0
+    assert all(v != v for v in ln.metrics().values()), "nothing served: NaN, not a guess"
+
+
+def test_served_quality_is_measured_on_the_served_scores() -> None:
+    ln = Learner("purchase", every=100, interval_s=60.0)
+    served = [(0.9, True), (0.8, False), (0.3, True), (0.1, False), (0.6, True)]
+    for p, y in served:
+        ln.learn({"a": float(y)}, y, served=p)  # the feature gives the label away
+    m = ln.metrics()
+    assert m["roc_auc"] == auc([p for p, _ in served], [y for _, y in served])
+    assert m["log_loss"] == log_loss([p for p, _ in served], [y for _, y in served])
+    assert 0.0 <= m["calibration_error"] <= 1.0
+    assert ln.training_metrics()["roc_auc"] != m["roc_auc"]
+
+
+def test_points_keep_the_served_score_and_version() -> None:
+    s, ex = None, []
+    for i, kind in enumerate(["product_view", "add_to_cart", "purchase"]):
+        ev = Event(str(i), kind, 10.0 * i, "c1", None, {"product_id": "p", "price": 5.0})
+        after = apply(s, ev, StateConfig()).state
+        s, new = label_event(s, after, ev, CFG, served={"purchase": (0.1 * (i + 1), 7)})
+        ex += new
+        if i == 1:  # two points waiting, each with its served score: kept across JSON
+            assert [p[2:] for p in s.pending] == [(0.1, 7), (0.2, 7)]
+            assert CustomerState.from_dict(orjson.loads(orjson.dumps(s.to_dict()))) == s
+    assert [(e.served, e.model_version) for e in ex] == [(0.1, 7), (0.2, 7)]
+    assert ex[0].to_dict()["served"] == 0.1
 
 
 def test_support_and_churn_horizons() -> None:
