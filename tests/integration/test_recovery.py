@@ -48,21 +48,23 @@ async def test_killed_worker_state_is_recovered_exactly(
             msgs.append((f"{prefix}events.clickstream", cid.encode(), orjson.dumps(doc)))
             valid[cid] += 1
             written.setdefault(cid, []).append(doc)
-    await produce(kafka.bootstrap, msgs)
 
     # a short group session: the dead member's partitions move sooner. With RocksDB the
     # new worker reuses the dead one's directory (local state plus the changelog's tail);
-    # with memory it starts empty and reads the whole changelog.
+    # with memory it starts empty and reads the whole changelog. The stream starts once
+    # the worker is ready, so it is killed in the middle of it.
     env = {"BATON_SESSION_TIMEOUT_S": "10", "BATON_STORE": store}
     if store == "rocksdb":
         env["BATON_DATA_DIR"] = str(tmp_path / "rocks")
     first = start_worker(**env)
+    feed = asyncio.create_task(produce(kafka.bootstrap, msgs))
     deadline = time.monotonic() + 120
     while processed(first.web_port) < 1200 and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
     assert processed(first.web_port) < len(msgs), "killed before the end of the stream"
     first.proc.send_signal(signal.SIGKILL)
     first.proc.wait(30)
+    await feed
 
     second = start_worker(**env)
 
