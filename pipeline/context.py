@@ -16,14 +16,12 @@ is absent reads as a neutral value (0, "", false, or 365 days), never as an erro
 
 from __future__ import annotations
 
-import zoneinfo
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from functools import cache
 from typing import Any, Final
 
 from pipeline.events import Event
 from pipeline.features import FEATURES, features
+from pipeline.localtime import local_hour
 from pipeline.rules import schema
 from pipeline.state import CustomerState
 
@@ -56,21 +54,6 @@ CONTEXT: Final[dict[str, str]] = {
 
 def _days(now: float, then: float | None) -> float:
     return NEVER if not then else min(NEVER, max(0.0, (now - then) / DAY))
-
-
-@cache
-def _zone(name: str) -> zoneinfo.ZoneInfo:
-    return zoneinfo.ZoneInfo(name)
-
-
-def local_hour(now: float, timezone: str | None, default: str = "UTC") -> tuple[int, int]:
-    """(hour, minute) of ``now`` in ``timezone`` (or ``default`` when unknown).
-
-    >>> local_hour(0.0, "Asia/Tokyo")
-    (9, 0)
-    """
-    t = datetime.fromtimestamp(now, UTC).astimezone(_zone(timezone or default))
-    return t.hour, t.minute
 
 
 def _event(ev: Event | None) -> dict[str, str]:

@@ -17,6 +17,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Final
 
+from pipeline.activity import activity_features
 from pipeline.state import CustomerState
 
 __all__ = ["FEATURES", "features", "named", "row"]
@@ -50,6 +51,19 @@ FEATURES: Final[dict[str, str]] = {
     "delivery_problem_7d": "a failed or delayed delivery in the last 7 days (0/1)",
     "nps": "last Net Promoter answer, if any (0-10)",
     "top_affinity": "strongest category affinity (decayed score)",
+    # appended (the order is stored): intent-bearing activity (pipeline.activity)
+    "log_wishlist": "log(1 + add-to-wishlist events ever)",
+    "session_cart_changes": "add- and remove-from-cart events in the session (count)",
+    "events_5m": "events in the last 5 minutes (count, of the latest 32)",
+    "events_15m": "events in the last 15 minutes (count, of the latest 32)",
+    "log_seconds_since_previous": "log(1 + seconds since the event before the latest, cap 3,600)",
+    "product_views_15m": "views of the latest event's product in the last 15 minutes (count)",
+    "product_views_ever": "views of the latest event's product ever (count; latest 50 products)",
+    "product_carted": "the latest event's product is or was in a cart (0/1; the latest 20 carted)",
+    "price_vs_usual": "latest price seen over the mean price of products viewed (ratio, cap 10)",
+    "hour_sin": "local hour in the customer's zone (UTC if unknown), on the unit circle: sine",
+    "hour_cos": "local hour in the customer's zone (UTC if unknown), on the unit circle: cosine",
+    "weekend": "Saturday or Sunday in the customer's zone (0/1)",
 }
 
 
@@ -88,6 +102,9 @@ def features(state: CustomerState, now: float) -> dict[str, float]:
     _cart(f, state, now)
     _history(f, state, now)
     _service(f, state, now)
+    activity_features(f, state.activity, state.profile.timezone, now)
+    f["session_cart_changes"] = float(state.session.cart_changes) if state.session else 0.0
+    f["log_wishlist"] = math.log1p(state.counts.get("add_to_wishlist", 0))
     return f
 
 

@@ -20,12 +20,15 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.activity import next_activity
 from pipeline.events import Event
 from pipeline.profile import next_profile
 from pipeline.state import Cart, CartItem, CustomerState, Lifetime, Service, Session, StateConfig
 from pipeline.values import evolve
 
 __all__ = ["Applied", "apply"]
+
+_CART_CHANGES = frozenset({"add_to_cart", "remove_from_cart"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +63,7 @@ def apply(state: CustomerState | None, event: Event, cfg: StateConfig) -> Applie
             **_next_sessions(state, event, cfg),
             cart=_next_cart(state.cart, event),
             recent_ids=(*state.recent_ids, event.event_id)[-cfg.dedupe_window :],
+            activity=next_activity(state.activity, event),
         )
     )
 
@@ -91,6 +95,7 @@ def _seen(s: Session, event: Event, cfg: StateConfig) -> Session:
             s.searches, props.get("query") if event.event_type == "search" else None, n
         ),
         purchased=s.purchased or event.event_type == "purchase",
+        cart_changes=s.cart_changes + (event.event_type in _CART_CHANGES),
     )
 
 

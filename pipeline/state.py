@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from pipeline.activity import Activity
 from pipeline.profile import Profile
 from pipeline.values import evolve
 
@@ -57,6 +58,7 @@ class Session:
     categories: tuple[str, ...] = ()
     searches: tuple[str, ...] = ()
     purchased: bool = False
+    cart_changes: int = 0  # add- and remove-from-cart events
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Session:
@@ -70,6 +72,7 @@ class Session:
             tuple(d.get("categories", ())),
             tuple(d.get("searches", ())),
             d.get("purchased", False),
+            d.get("cart_changes", 0),
         )
 
 
@@ -220,6 +223,7 @@ class CustomerState:
     churn_points: tuple[Point, ...] = ()
     anonymous: bool = False
     contacts: Contacts = field(default_factory=Contacts)
+    activity: Activity = field(default_factory=Activity)
 
     @property
     def total_events(self) -> int:
@@ -252,6 +256,7 @@ class CustomerState:
             "churn_points": _points_out(self.churn_points),
             "anonymous": self.anonymous,
             "contacts": self.contacts.to_dict(),
+            "activity": _as_dict(self.activity),
         }
 
     def to_json(self) -> bytes:
@@ -290,6 +295,7 @@ class CustomerState:
                     "dismissed": c.dismissed,
                     "converted": c.converted,
                 },
+                "activity": self.activity,
             },
             default=_mapping,
         )
@@ -321,6 +327,7 @@ class CustomerState:
             churn_points=_points_in(d.get("churn_points")),
             anonymous=d.get("anonymous", False),
             contacts=Contacts.from_dict(d.get("contacts")),
+            activity=Activity.from_dict(d.get("activity")),
         )
 
 

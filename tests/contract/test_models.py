@@ -111,8 +111,10 @@ def test_features_are_documented_and_complete() -> None:
     for i, (kind, props) in enumerate(evs):
         s = apply(s, Event(str(i), kind, t + i, "c1", None, props), cfg).state
     s = apply(s, Event("late", "page_view", t + 4000, "c1", None, {}), cfg).state  # new session
+    again = Event("again", "product_view", t + 4001, "c1", None, {"product_id": "p", "price": 4.0})
+    s = apply(s, again, cfg).state
     assert s is not None
-    f = features(s, t + 4001)
+    f = features(s, t + 4002)
     assert set(f) == set(FEATURES)
     assert all(isinstance(v, float) for v in f.values())
     sparse = features(apply(None, Event("x", "page_view", t, "c2", None, {}), cfg).state, t)
