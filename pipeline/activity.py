@@ -1,8 +1,8 @@
 """Recent behaviour, kept small in the customer's state, for the intent features.
 
-``Activity`` remembers the last events of the last 15 minutes (at most 32: time, type,
-product), the products viewed with their view counts (the latest 50), the products
-carted (the latest 20), the mean price of what was viewed and the latest price seen.
+``Activity`` remembers the last events of the last 15 minutes (at most 16: time, type,
+product), the products viewed with their view counts (the latest 20), the products
+carted (the latest 10), the mean price of what was viewed and the latest price seen.
 ``next_activity`` folds one event into it; ``activity_features`` turns it into the
 features ``pipeline.features`` documents (repeat views, viewed or carted before, pace,
 price against the customer's usual, local hour and weekday).
@@ -30,7 +30,7 @@ from pipeline.localtime import local_time
 
 __all__ = ["Activity", "activity_features", "next_activity"]
 
-WINDOW_S, RECENT_MAX, VIEWED_MAX, CARTED_MAX = 900.0, 32, 50, 20
+WINDOW_S, RECENT_MAX, VIEWED_MAX, CARTED_MAX = 900.0, 16, 20, 10
 CAP_S = 3600.0
 
 
