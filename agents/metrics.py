@@ -44,6 +44,7 @@ class Metrics:
     stage: Histogram
     lag: Gauge
     rebalances: Counter
+    fetch_errors: Counter
     ready: Gauge
     customers: Gauge
     erasures: Counter
@@ -287,6 +288,12 @@ def _operations(registry: CollectorRegistry, prefix: str) -> dict[str, Any]:
         "rebalances": Counter(
             f"{prefix}_rebalances",
             "Consumer group rebalances this worker took part in.",
+            registry=registry,
+        ),
+        "fetch_errors": Counter(
+            f"{prefix}_fetch_errors",
+            "Fetches from Kafka that failed (a batch that cannot be decoded, a broker error) "
+            "and were retried with backoff (agents.runtime.drain).",
             registry=registry,
         ),
         "ready": Gauge(

@@ -19,6 +19,12 @@ active, so they are fetched again, and a range committed but never processed is
 re-read by ``agents.runtime.progress``. While the flow is stopped, messages go through Faust's
 own per-message race.
 
+An error while fetching (a batch that cannot be decoded, a broker error aiokafka does
+not retry itself) no longer ends the loop at once: it is logged, counted
+(``fetch_errors()``, exported as ``baton_fetch_errors_total``) and retried with an
+exponential backoff (0.1 s doubling to 5 s); after ``MAX_FAILURES`` in a row the loop
+raises as before, the worker crashes with the error logged and exits non-zero.
+
 Installed by `baton worker` at start (`agents.runtime.install`), never at import or when an
 app is built: the benchmark's minimal Faust agent keeps
 Faust's own loop.
@@ -31,9 +37,16 @@ from typing import Any
 
 from faust.transport.consumer import CONSUMER_FETCHING, Consumer
 
-__all__ = ["install"]
+__all__ = ["MAX_FAILURES", "fetch_errors", "install"]
 
 _original = Consumer._drain_messages
+MAX_FAILURES = 12  # about 40 s of backoff in all
+_errors = [0]  # fetch errors since the process started
+
+
+def fetch_errors() -> int:
+    """Fetch errors retried (or finally raised) since the process started."""
+    return _errors[0]
 
 
 def install() -> None:
@@ -49,18 +62,23 @@ def uninstall() -> None:
 async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover - a thread
     consumer_should_stop = self._stopped.is_set
     fetcher_should_stop = fetcher._stopped.is_set
+    failures = 0
     try:
         while not (consumer_should_stop() or fetcher_should_stop()):
             self.diag.set_flag(CONSUMER_FETCHING)
-            ait = self.getmany(timeout=1.0)
-            # as Faust: getmany may be called in a loop never releasing the event loop
-            await self.sleep(0)
-            if not self.should_stop:
-                fetched = [pair async for pair in ait]
-                if fetched and self.suspend_flow.is_set():
-                    await _deliver(self, fetched, race_each=True)  # Faust's own way
-                elif fetched:
-                    await self.wait_first(_deliver(self, fetched), self.suspend_flow.wait())
+            try:
+                fetched = await _fetch(self)
+            except (asyncio.CancelledError, *self.consumer_stopped_errors):
+                raise
+            except Exception as exc:
+                failures += 1
+                await _failed(self, exc, failures)
+                continue
+            failures = 0
+            if fetched and self.suspend_flow.is_set():
+                await _deliver(self, fetched, race_each=True)  # Faust's own way
+            elif fetched:
+                await self.wait_first(_deliver(self, fetched), self.suspend_flow.wait())
             self.diag.unset_flag(CONSUMER_FETCHING)
     except self.consumer_stopped_errors:
         if self.transport.app.should_stop:
@@ -77,6 +95,25 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
         raise
     finally:
         self.diag.unset_flag(CONSUMER_FETCHING)
+
+
+async def _fetch(self: Any) -> list[Any]:
+    ait = self.getmany(timeout=1.0)
+    # as Faust: getmany may be called in a loop never releasing the event loop
+    await self.sleep(0)
+    return [] if self.should_stop else [pair async for pair in ait]
+
+
+async def _failed(self: Any, exc: Exception, failures: int) -> None:
+    """Count and log a failed fetch, then wait before the next; re-raise past the
+    limit."""
+    _errors[0] += 1
+    if failures > MAX_FAILURES:
+        self.log.error("fetch failed %d times in a row, giving up: %r", failures - 1, exc)
+        raise exc
+    delay = min(5.0, 0.1 * 2 ** (failures - 1))
+    self.log.error("fetch failed (%d in a row), retrying in %.1f s: %r", failures, delay, exc)
+    await asyncio.sleep(delay)
 
 
 async def _deliver(self: Any, fetched: list[Any], race_each: bool = False) -> None:

@@ -23,6 +23,7 @@ import faust
 
 from agents.outbox import Outbox, Recorder, Timed
 from agents.runtime.customers import Customers, raw
+from agents.runtime.drain import fetch_errors
 from agents.runtime.holding import Held
 from agents.runtime.internals import (
     cluster_partitions,
@@ -75,6 +76,7 @@ class KafkaRuntime:
         self._sources = hot | {s.topic(n) for n in (*sources, "identity-events")}
         self._lagging: set[tuple[str, str]] = set()
         self._rebalances = 0
+        self._fetch_errors = fetch_errors()
 
     # -- the interface the flows see (agents.runtime) ------------------------------------
     def tracked(self, topic: str) -> bool:
@@ -234,12 +236,16 @@ class KafkaRuntime:
 
     async def observe(self) -> None:
         """Consumer lag of every assigned source partition (log end offset minus the
-        committed offset), and rebalances since the last look."""
+        committed offset), and the rebalances and fetch errors since the last look."""
         m, consumer = self.metrics, self.app.consumer
         count = self.app.rebalancing_count
         if count > self._rebalances:
             m.rebalances.inc(count - self._rebalances)
         self._rebalances = count
+        errors = fetch_errors()
+        if errors > self._fetch_errors:
+            m.fetch_errors.inc(errors - self._fetch_errors)
+        self._fetch_errors = errors
         seen: set[tuple[str, str]] = set()
         for tp in consumer.assignment():
             if tp.topic not in self._sources:

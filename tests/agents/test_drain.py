@@ -106,3 +106,81 @@ def test_install_replaces_faust_loop_and_uninstall_restores_it() -> None:
     finally:
         drain.uninstall()
     assert FaustConsumer._drain_messages is original
+
+
+class Fetching:
+    """A consumer for the whole loop: ``getmany`` follows a script of fetches, where an
+    exception is a failed fetch; the loop stops when the script ends."""
+
+    def __init__(self, script: list) -> None:
+        self.script, self.got = list(script), []
+        stopped = asyncio.Event()
+        self._stopped, self.should_stop = stopped, False
+        self.diag = SimpleNamespace(set_flag=lambda f: None, unset_flag=lambda f: None)
+        self.suspend_flow = asyncio.Event()
+        self.consumer_stopped_errors = (LookupError,)
+        self.transport = SimpleNamespace(app=SimpleNamespace(should_stop=False))
+        self.log = SimpleNamespace(error=lambda *a: self.got.append(a[0] % a[1:]))
+
+    def getmany(self, timeout: float):
+        step = self.script.pop(0)
+        if not self.script:
+            self._stopped.set()
+        if isinstance(step, Exception):
+            raise step
+
+        async def pairs():
+            for p in step:
+                yield p
+
+        return pairs()
+
+    async def sleep(self, s: float) -> None:
+        await asyncio.sleep(s)
+
+    async def wait_first(self, *coros):
+        for c in coros[1:]:
+            c.close()
+        await coros[0]
+
+
+async def test_a_failed_fetch_is_counted_logged_and_retried(monkeypatch) -> None:
+    delivered: list = []
+
+    async def deliver(self, fetched, race_each=False):
+        delivered.extend(fetched)
+
+    monkeypatch.setattr(drain, "_deliver", deliver)
+    c = Fetching([RuntimeError("bad batch"), RuntimeError("bad batch"), [("t-0", 1)], []])
+    before = drain.fetch_errors()
+    await drain._drain_messages(c, SimpleNamespace(_stopped=asyncio.Event()))
+    assert delivered == [("t-0", 1)], "the fetch after the failures is delivered"
+    assert drain.fetch_errors() - before == 2
+    assert c.got == [
+        "fetch failed (1 in a row), retrying in 0.1 s: RuntimeError('bad batch')",
+        "fetch failed (2 in a row), retrying in 0.2 s: RuntimeError('bad batch')",
+    ]
+
+
+async def test_fetches_failing_past_the_limit_raise(monkeypatch) -> None:
+    monkeypatch.setattr(drain, "MAX_FAILURES", 2)
+    monkeypatch.setattr(asyncio, "sleep", _no_wait)
+    c = Fetching([RuntimeError("down")] * 4)
+    c.log.exception = lambda *a: c.got.append("raised")
+    try:
+        await drain._drain_messages(c, SimpleNamespace(_stopped=asyncio.Event()))
+    except RuntimeError:
+        pass
+    else:
+        raise AssertionError("the loop must raise past the limit")
+    assert c.got[-2:] == [
+        "fetch failed 2 times in a row, giving up: RuntimeError('down')",
+        "raised",
+    ]
+
+
+_real_sleep = asyncio.sleep
+
+
+async def _no_wait(s: float) -> None:
+    await _real_sleep(0)
