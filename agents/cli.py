@@ -43,8 +43,6 @@ def worker(create_topics: bool) -> None:
     Consumes the event topics, keeps per-customer state, emits next-best actions and
     serves /metrics, /healthz and /readyz on BATON_WEB_HOST:BATON_WEB_PORT.
     """
-    import faust
-
     from agents import heap, runtime
     from agents.app import create_app
     from agents.topics import create_topics as make_topics
@@ -63,7 +61,7 @@ def worker(create_topics: bool) -> None:
     asyncio.set_event_loop(asyncio.new_event_loop())
     baton = create_app(settings)
     runtime.install()  # Baton's fetch loop (agents.runtime.drain), at start, not at build
-    w = faust.Worker(baton.app, loglevel=settings.log_level.upper())
+    w = _worker_class()(baton.app, loglevel=settings.log_level.upper())
     heap.watch(baton.metrics)
     frozen = heap.tune(settings.gc_thresholds, settings.gc_freeze)
     logging.getLogger(__name__).info(
@@ -74,6 +72,21 @@ def worker(create_topics: bool) -> None:
     # 5 % of the worker's time in a profile). A worker's output is a log, not a terminal.
     w.spinner = None
     w.execute_from_commandline()
+
+
+def _worker_class() -> type:
+    import faust
+
+    from agents.logs import throttle_handlers
+
+    class Worker(faust.Worker):
+        """Faust's worker, with repeated warnings throttled once logging is set up."""
+
+        def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+            super().on_setup_root_logger(logger, level)
+            throttle_handlers(logger)
+
+    return Worker
 
 
 @main.command()
