@@ -56,6 +56,14 @@ def worker(create_topics: bool) -> None:
             err=True,
         )
         sys.exit(2)
+    dev = settings.dev_keys()
+    if dev and not settings.allow_dev_keys:  # anyone could forge snapshots, reverse hashes
+        click.echo(
+            f"baton worker: {' and '.join(dev)} still have the built-in development values; "
+            "set your own (docs/operations.md), or BATON_ALLOW_DEV_KEYS=true for a local try",
+            err=True,
+        )
+        sys.exit(2)
     if create_topics:
         asyncio.run(make_topics(settings))
     asyncio.set_event_loop(asyncio.new_event_loop())

@@ -98,11 +98,12 @@ def wait_healthy(port: int, proc: subprocess.Popen[bytes] | None, timeout: float
 
 
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """Start ``baton worker`` as a child process with the given environment."""
+    """Start ``baton worker`` as a child process with the given environment (the
+    development keys allowed unless ``env`` says otherwise: the demo, tests, benches)."""
     with log.open("ab") as f:
         return subprocess.Popen(
             [sys.executable, "-m", "agents.cli", "worker"],
-            env=env,
+            env={"BATON_ALLOW_DEV_KEYS": "true", **env},
             stdout=f,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -253,6 +253,22 @@ class Settings(BaseSettings):
         description="HMAC key that model snapshots on the `models` topic must be signed with",
     )
 
+    allow_dev_keys: bool = Field(
+        default=False,
+        description=(
+            "let `baton worker` start with the built-in development values of "
+            "`BATON_PII_HASH_KEY` or `BATON_MODEL_SIGNING_KEY` (the demo, the tests and the "
+            "quickstart set it); without it a worker with either refuses to start (exit 2)"
+        ),
+    )
+
+    def dev_keys(self) -> list[str]:
+        """The secret settings still at their built-in development values."""
+        out = ["BATON_PII_HASH_KEY"] if self.default_pii_key else []
+        if self.model_signing_key.get_secret_value() == "baton-development-model-key":
+            out.append("BATON_MODEL_SIGNING_KEY")
+        return out
+
     def topic(self, name: str) -> str:
         """Full topic name for a logical name, e.g. ``actions`` -> ``baton.actions``."""
         return f"{self.topic_prefix}{name}"

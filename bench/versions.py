@@ -57,7 +57,7 @@ def start(tree: Path, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]
         return subprocess.Popen(
             [sys.executable, "-m", "agents.cli", "worker"],
             cwd=tree,
-            env=env,
+            env={"BATON_ALLOW_DEV_KEYS": "true", **env},
             stdout=f,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -128,6 +128,7 @@ def test_a_worker_in_the_image_processes_events(
         "BATON_TOPIC_PREFIX": prefix,
         "BATON_WEB_PORT": str(port),
         "BATON_WEB_HOST": "127.0.0.1",
+        "BATON_ALLOW_DEV_KEYS": "true",
     }
     flags = [f"--env={k}={v}" for k, v in env.items()]
     cmd = [*buildah, "run", "--isolation=chroot", *flags, container, "--", "baton", "worker"]

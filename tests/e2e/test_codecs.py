@@ -76,3 +76,22 @@ def test_a_tombstone_is_dead_lettered_and_the_stream_goes_on(kafka, prefix, star
     assert key == "c-tomb" and orjson.loads(value)["reason"] == "null_value", worker.log_tail()
     acted = consume(kafka.bootstrap, f"{prefix}actions", 1, "%k %s\n")
     assert acted.stdout.decode().startswith("c-after "), worker.log_tail()
+
+
+def test_a_worker_with_the_development_keys_refuses_to_start() -> None:
+    """Without BATON_ALLOW_DEV_KEYS, the built-in keys stop the worker at once, naming
+    them (anyone could forge model snapshots with them); with real keys it goes on to
+    connect (here, to nothing: it fails later, for another reason)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BATON_")}
+    env["BATON_KAFKA_BOOTSTRAP"] = "127.0.0.1:9"
+    began = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "agents.cli", "worker"], env=env, capture_output=True, timeout=60
+    )
+    assert done.returncode == 2 and time.monotonic() - began < 30
+    assert b"BATON_PII_HASH_KEY and BATON_MODEL_SIGNING_KEY" in done.stderr
+    env |= {"BATON_PII_HASH_KEY": "k" * 32}
+    done = subprocess.run(
+        [sys.executable, "-m", "agents.cli", "worker"], env=env, capture_output=True, timeout=60
+    )
+    assert done.returncode == 2 and b"BATON_MODEL_SIGNING_KEY still" in done.stderr
