@@ -115,7 +115,8 @@ class Baton:
             rt.states, self.due, m, record, self.models, self.playbooks, rt.share, s.step_config()
         )
         decoder = Decoder(s.decode_config())
-        self.ingest = Ingest(decoder, record, self.decider, rt.tracked, Partitioner(s.partitions))
+        parts = Partitioner(s.partitions)
+        self.ingest = Ingest(decoder, record, self.decider, rt.tracked, parts, keyless=s.keyless)
         self.identify = Identify(self.identities, record, m)
         self.feedback_flow = Feedback(decoder, record)
         self.sweep = Sweep(

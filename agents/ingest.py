@@ -16,10 +16,12 @@ from typing import Any
 from agents.decide import Decider
 from agents.outbox import Outbox, Recorder, received_at
 from agents.runtime import Partitioner
-from pipeline.events import Decoder
+from pipeline.events import Decoder, Rejected
 from pipeline.messages import EventIn, wire
 
 __all__ = ["Ingest"]
+
+_KEYLESS = Rejected("missing_key", "the record has no key (the customer id); BATON_KEYLESS=route")
 
 
 class Ingest:
@@ -33,12 +35,19 @@ class Ingest:
         tracked: Callable[[str], bool],
         partition_of: Partitioner,
         clock: Callable[[], float] = time.time,
+        keyless: str = "deadletter",
     ) -> None:
         self.decoder, self.record, self.decider = decoder, record, decider
         self.tracked, self.partition_of, self.clock = tracked, partition_of, clock
+        self.keyless_dead = keyless == "deadletter"
 
     def one(self, ev: Any, out: Outbox) -> None:
         msg, now = ev.message, self.clock()
+        if ev.key is None and ev.value is not None and self.keyless_dead:
+            self.record.received(msg.topic)
+            src = (msg.topic, msg.partition, msg.offset)
+            out.append(self.record.dead(None, ev.value, _KEYLESS, src, now))
+            return
         got = self.record.edge(ev, self.decoder.decode, now, out)
         if got is None:
             return

@@ -253,6 +253,15 @@ class Settings(BaseSettings):
         description="HMAC key that model snapshots on the `models` topic must be signed with",
     )
 
+    keyless: Literal["deadletter", "route"] = Field(
+        default="deadletter",
+        description=(
+            "an event record without a key: `deadletter` (reason `missing_key`; keyed "
+            "processing needs the customer id as the key, as Kafka Streams drops such "
+            "records) or `route` (re-keyed by the body's `customer_id` through "
+            "`customer-events`, for producers that cannot set a key)"
+        ),
+    )
     allow_dev_keys: bool = Field(
         default=False,
         description=(

@@ -39,6 +39,7 @@ __all__ = [
 
 REASONS: Final = (
     "null_value",
+    "missing_key",
     "empty",
     "oversized",
     "invalid_utf8",

@@ -96,7 +96,9 @@ class InProcess:
         )
         decoder = Decoder(s.decode_config())
         tracked = lambda topic: True  # noqa: E731 - every topic has the tables' partitions
-        self.ingest = Ingest(decoder, record, self.decider, tracked, self.partition_of, self.clock)
+        self.ingest = Ingest(
+            decoder, record, self.decider, tracked, self.partition_of, self.clock, s.keyless
+        )
         self.identify = Identify(self.identities, record, m, self.clock)
         self.feedback = Feedback(decoder, record, self.clock)
         self.sweep = Sweep(

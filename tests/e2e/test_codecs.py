@@ -4,6 +4,7 @@ with the codec it is given, and a worker that could not decode one refuses to st
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
@@ -76,6 +77,36 @@ def test_a_tombstone_is_dead_lettered_and_the_stream_goes_on(kafka, prefix, star
     assert key == "c-tomb" and orjson.loads(value)["reason"] == "null_value", worker.log_tail()
     acted = consume(kafka.bootstrap, f"{prefix}actions", 1, "%k %s\n")
     assert acted.stdout.decode().startswith("c-after "), worker.log_tail()
+
+
+@pytest.mark.parametrize("keyless", ["deadletter", "route"])
+def test_a_record_without_a_key(kafka, prefix, start_worker, keyless: str) -> None:
+    """kcat without ``-K`` sends a record with no key. By default it is dead-lettered as
+    ``missing_key`` and the keyed event after it is decided; with ``BATON_KEYLESS=route``
+    the keyless event is re-keyed by its body's customer id and decided."""
+    worker = start_worker(BATON_KEYLESS=keyless)
+    topic = f"{prefix}events.clickstream"
+    item = {"product_id": "p1", "price": 10.0, "quantity": 1}
+    when = time.time() - 40 * 60
+    for cid, key in (("c-nokey", None), ("c-key", "c-key")):
+        line = orjson.dumps(event_doc(f"{cid}-1", "add_to_cart", when, cid, item))
+        args = ["-K", "|"] if key else []
+        subprocess.run(
+            [kcat(), "-P", "-b", kafka.bootstrap, "-t", topic, *args],
+            input=(f"{key}|".encode() if key else b"") + line + b"\n",
+            check=True,
+            timeout=60,
+        )
+    if keyless == "deadletter":
+        dead = consume(kafka.bootstrap, f"{prefix}events.deadletter", 1, "%s\n")
+        envelope = orjson.loads(dead.stdout.decode().strip())
+        assert envelope["reason"] == "missing_key", worker.log_tail()
+        assert b"c-nokey" in base64.b64decode(envelope["raw_base64"])
+        want = ["c-key"]
+    else:
+        want = ["c-key", "c-nokey"]
+    acted = consume(kafka.bootstrap, f"{prefix}actions", len(want), "%k\n")
+    assert sorted(acted.stdout.decode().split()) == want, worker.log_tail()
 
 
 def test_a_worker_with_the_development_keys_refuses_to_start() -> None:
