@@ -45,6 +45,7 @@ def worker(create_topics: bool) -> None:
     """
     from agents import heap, runtime
     from agents.app import create_app
+    from agents.topics import AccessRefused, check_access
     from agents.topics import create_topics as make_topics
 
     settings = Settings()
@@ -61,6 +62,16 @@ def worker(create_topics: bool) -> None:
         click.echo(
             f"baton worker: {' and '.join(dev)} still have the built-in development values; "
             "set your own (docs/operations.md), or BATON_ALLOW_DEV_KEYS=true for a local try",
+            err=True,
+        )
+        sys.exit(2)
+    try:
+        asyncio.run(check_access(settings))
+    except AccessRefused as exc:  # aiokafka would retry it as if the broker were down
+        click.echo(
+            f"baton worker: Kafka refused the authentication or TLS handshake ({exc}); "
+            "check BATON_SASL_USERNAME, BATON_SASL_PASSWORD, BATON_SASL_MECHANISM and "
+            "BATON_SSL_CAFILE",
             err=True,
         )
         sys.exit(2)

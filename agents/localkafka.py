@@ -21,10 +21,11 @@ import subprocess
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-__all__ = ["KAFKA_VERSION", "BrokerError", "LocalKafka", "ensure_jars", "free_port"]
+__all__ = ["KAFKA_VERSION", "BrokerError", "LocalKafka", "SaslSsl", "ensure_jars", "free_port"]
 
 KAFKA_VERSION = "4.4.0"
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,17 +79,49 @@ def ensure_jars(version: str = KAFKA_VERSION) -> Path:
     return libs
 
 
-def _properties(data: Path, port: int, cport: int) -> str:
+@dataclass(frozen=True)
+class SaslSsl:
+    """A second, SASL_SSL listener with SCRAM-SHA-512 (the PLAINTEXT one stays for the
+    broker itself): its port, a PKCS12 keystore with the broker's certificate, and the
+    SCRAM users added when the storage is formatted."""
+
+    port: int
+    keystore: Path
+    password: str
+    users: tuple[tuple[str, str], ...]
+
+    def properties(self) -> list[str]:
+        jaas = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        return [
+            "sasl.enabled.mechanisms=SCRAM-SHA-512",
+            f"listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config={jaas}",
+            f"ssl.keystore.location={self.keystore}",
+            "ssl.keystore.type=PKCS12",
+            f"ssl.keystore.password={self.password}",
+            f"ssl.key.password={self.password}",
+        ]
+
+    def format_args(self) -> list[str]:
+        return [f"--add-scram=SCRAM-SHA-512=[name={u},password={p}]" for u, p in self.users]
+
+
+def _properties(data: Path, port: int, cport: int, secure: SaslSsl | None = None) -> str:
+    listeners = f"PLAINTEXT://127.0.0.1:{port}"
+    protocols = "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+    if secure is not None:
+        listeners += f",SASL_SSL://127.0.0.1:{secure.port}"
+        protocols += ",SASL_SSL:SASL_SSL"
     return "\n".join(
         [
             "process.roles=broker,controller",
             "node.id=1",
             f"controller.quorum.voters=1@127.0.0.1:{cport}",
-            f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+            f"listeners={listeners},CONTROLLER://127.0.0.1:{cport}",
+            f"advertised.listeners={listeners}",
             "controller.listener.names=CONTROLLER",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            f"listener.security.protocol.map={protocols}",
             "inter.broker.listener.name=PLAINTEXT",
+            *(secure.properties() if secure is not None else []),
             f"log.dirs={data}",
             "num.partitions=4",
             "offsets.topic.replication.factor=1",
@@ -113,7 +146,9 @@ class LocalKafka:
         version: str = KAFKA_VERSION,
         heap: str = "768m",
         port: int | None = None,
+        secure: SaslSsl | None = None,
     ) -> None:
+        self.secure = secure
         self._own_dir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="baton-kafka-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -151,7 +186,7 @@ class LocalKafka:
         libs = ensure_jars(self.version)
         data = self.workdir / "data"
         config = self.workdir / "server.properties"
-        config.write_text(_properties(data, self.port, free_port()))
+        config.write_text(_properties(data, self.port, free_port(), self.secure))
         if not (data / "meta.properties").exists():
             self._format(libs, config)
         with self.log_path.open("ab") as log:
@@ -174,6 +209,7 @@ class LocalKafka:
             "format",
             f"--cluster-id={cluster}",
             f"--config={config}",
+            *(self.secure.format_args() if self.secure is not None else []),
         )
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if done.returncode != 0:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,11 +17,18 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.conn import create_conn
+from aiokafka.errors import (
+    AuthenticationFailedError,
+    KafkaError,
+    SaslAuthenticationFailed,
+    TopicAlreadyExistsError,
+    UnsupportedSaslMechanismError,
+)
 
 from agents.settings import Settings
 
-__all__ = ["TOPICS", "TopicSpec", "create_topics", "follow"]
+__all__ = ["TOPICS", "AccessRefused", "TopicSpec", "check_access", "create_topics", "follow"]
 
 DAY_MS = 86_400_000
 log = logging.getLogger(__name__)
@@ -107,6 +115,48 @@ async def _create(settings: Settings, admin_kwargs: dict[str, Any]) -> list[str]
         return [t.name for t in new]
     finally:
         await admin.close()
+
+
+class AccessRefused(Exception):
+    """Kafka refused this worker's credentials or its TLS certificate: no retry helps.
+    Check BATON_SASL_USERNAME, BATON_SASL_PASSWORD, BATON_SASL_MECHANISM and
+    BATON_SSL_CAFILE (docs/operations.md)."""
+
+
+async def check_access(settings: Settings, timeout_s: float = 10.0) -> None:
+    """Connect once to the first bootstrap broker that answers, with the configured
+    security; a refused authentication or an untrusted certificate raises
+    ``AccessRefused`` at once. aiokafka logs those as a connection error and retries
+    them, so a wrong password would otherwise look like a broker that is down for as
+    long as the clients retry. Anything else is left to those retries."""
+    kw = settings.client_kwargs()
+    for hostport in settings.kafka_bootstrap.split(","):
+        host, _, port = hostport.strip().rpartition(":")
+        try:
+            conn = await create_conn(
+                host,
+                int(port),
+                request_timeout_ms=int(timeout_s * 1000),
+                ssl_context=kw.get("ssl_context"),
+                security_protocol=settings.security_protocol,
+                sasl_mechanism=kw.get("sasl_mechanism", "PLAIN"),
+                sasl_plain_username=kw.get("sasl_plain_username"),
+                sasl_plain_password=kw.get("sasl_plain_password"),
+            )
+        except _REFUSED as exc:
+            raise AccessRefused(f"{hostport.strip()}: {exc!r}") from None
+        except (TimeoutError, OSError, KafkaError, ValueError):
+            continue
+        conn.close()
+        return
+
+
+_REFUSED = (
+    SaslAuthenticationFailed,
+    AuthenticationFailedError,
+    UnsupportedSaslMechanismError,
+    ssl.SSLCertVerificationError,
+)
 
 
 async def follow(
