@@ -214,11 +214,18 @@ def playbook_validate(file: Path) -> None:
 @playbook.command("publish")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def playbook_publish(file: Path) -> None:
-    """Validate FILE and publish it on the playbook topic; every worker switches to it
-    without restarting (and refuses it if it does not validate there either)."""
+    """Validate FILE, sign it with BATON_PLAYBOOK_SIGNING_KEY and publish it on the
+    playbook topic; every worker switches to it without restarting (and refuses it if
+    its signature or the playbook does not check out there)."""
+    import orjson
+
+    from pipeline.models import sign
+
     pb = _load_playbook(file)
     settings = Settings()
-    asyncio.run(_publish(settings, settings.topic("playbook"), b"playbook", pb.to_json()))
+    key = settings.playbook_signing_key.get_secret_value().encode()
+    raw = sign(orjson.loads(pb.to_json()), key)  # workers refuse unsigned playbooks
+    asyncio.run(_publish(settings, settings.topic("playbook"), b"playbook", raw))
     click.echo(f"published playbook {pb.version} ({len(pb.actions)} actions)")
 
 

@@ -4,8 +4,10 @@ While a broker is down, aiokafka logs every reconnection attempt, metadata refre
 failed fetch: about 2,500 ERROR and WARNING lines in a 10-second outage, here. ``Throttle``
 lets the first record of each (logger, message template) at WARNING or above through,
 holds the repeats for ``interval_s``, and lets the next one through with the count of
-those held: "(and 212 more like this in the last 10 s)". Records below WARNING and
-messages that do not repeat are untouched.
+those held: "(and 212 more like this in the last 10 s)". Only the clients' and the
+framework's loggers (aiokafka, faust, mode) are throttled: Baton's own warnings (a
+refused playbook, a refused snapshot) each say something different and are all
+written. Records below WARNING and messages that do not repeat are untouched.
 
     >>> t, clock = Throttle(10.0), iter([0.0, 1.0, 2.0, 12.0])
     >>> t.now = lambda: next(clock)
@@ -15,6 +17,9 @@ messages that do not repeat are untouched.
     [True, False, False]
     >>> r = rec(); t.filter(r), r.getMessage()
     (True, 'down n1 (and 2 more like this in the last 10 s)')
+    >>> ours = logging.LogRecord("agents.playbooks", E, "", 0, "refused %s", ("x",), None)
+    >>> t.filter(ours), t.filter(ours)
+    (True, True)
 """
 
 from __future__ import annotations
@@ -29,14 +34,16 @@ __all__ = ["Throttle", "throttle_handlers"]
 class Throttle(logging.Filter):
     """Repeats of a warning or error within ``interval_s`` are counted, not written."""
 
-    def __init__(self, interval_s: float = 10.0) -> None:
+    def __init__(
+        self, interval_s: float = 10.0, loggers: tuple[str, ...] = ("aiokafka", "faust", "mode")
+    ) -> None:
         super().__init__()
-        self.interval_s = interval_s
+        self.interval_s, self.loggers = interval_s, loggers
         self.now: Callable[[], float] = time.monotonic
         self._seen: dict[tuple[str, object], tuple[float, int]] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.WARNING:
+        if record.levelno < logging.WARNING or not record.name.startswith(self.loggers):
             return True
         key, now = (record.name, record.msg), self.now()
         since, held = self._seen.get(key, (None, 0))

@@ -2,18 +2,23 @@
 
 A worker starts with ``BATON_PLAYBOOK_FILE`` (or the default playbook) and then follows
 the compacted ``playbook`` topic from the beginning, without a consumer group, like the
-model registry. Each message is validated and compiled exactly as ``baton playbook
-validate`` does; a playbook that fails is refused with a log line and a counter, and
-the one in force stays. Switching is one assignment, so a decision sees one playbook.
+model registry. Each message must be signed with ``BATON_PLAYBOOK_SIGNING_KEY`` (HMAC,
+as model snapshots are: ``baton playbook publish`` signs), then it is validated and
+compiled exactly as ``baton playbook validate`` does; an unsigned, tampered or invalid
+playbook is refused with a log line and a counter, and the one in force stays.
+Switching is one assignment, so a decision sees one playbook.
 """
 
 from __future__ import annotations
 
 import logging
 
+import orjson
+
 from agents.metrics import Metrics
 from agents.settings import Settings
 from agents.topics import follow
+from pipeline.models import SnapshotError, verify
 from pipeline.playbook import Playbook, PlaybookError, load
 
 __all__ = ["PlaybookRegistry"]
@@ -26,6 +31,7 @@ class PlaybookRegistry:
 
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
         self.settings, self.metrics = settings, metrics
+        self.key = settings.playbook_signing_key.get_secret_value().encode()
         self.current: Playbook = settings.playbook()
         self.caught_up = False  # the playbook topic read to its end (readiness)
         self._installed()
@@ -43,7 +49,17 @@ class PlaybookRegistry:
         if not raw:
             return False
         try:
-            pb = load(raw, source="playbook topic", params=self.settings.playbook_params)
+            doc = verify(raw, self.key)
+        except SnapshotError as exc:
+            self.metrics.playbooks_refused.inc()
+            log.warning(
+                "refused playbook from the topic (%s); keeping %s", exc, self.current.version
+            )
+            return False
+        try:
+            pb = load(
+                orjson.dumps(doc), source="playbook topic", params=self.settings.playbook_params
+            )
         except PlaybookError as exc:
             self.metrics.playbooks_refused.inc()
             log.warning(

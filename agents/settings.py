@@ -262,11 +262,19 @@ class Settings(BaseSettings):
             "`customer-events`, for producers that cannot set a key)"
         ),
     )
+    playbook_signing_key: SecretStr = Field(
+        default=SecretStr("baton-development-playbook-key"),
+        description=(
+            "HMAC key that playbooks on the `playbook` topic must be signed with (`baton "
+            "playbook publish` signs with it); an unsigned or tampered one is refused"
+        ),
+    )
     allow_dev_keys: bool = Field(
         default=False,
         description=(
             "let `baton worker` start with the built-in development values of "
-            "`BATON_PII_HASH_KEY` or `BATON_MODEL_SIGNING_KEY` (the demo, the tests and the "
+            "`BATON_PII_HASH_KEY`, `BATON_MODEL_SIGNING_KEY` or `BATON_PLAYBOOK_SIGNING_KEY` "
+            "(the demo, the tests and the "
             "quickstart set it); without it a worker with either refuses to start (exit 2)"
         ),
     )
@@ -276,6 +284,8 @@ class Settings(BaseSettings):
         out = ["BATON_PII_HASH_KEY"] if self.default_pii_key else []
         if self.model_signing_key.get_secret_value() == "baton-development-model-key":
             out.append("BATON_MODEL_SIGNING_KEY")
+        if self.playbook_signing_key.get_secret_value() == "baton-development-playbook-key":
+            out.append("BATON_PLAYBOOK_SIGNING_KEY")
         return out
 
     def topic(self, name: str) -> str:

@@ -146,10 +146,10 @@ def verify(raw: bytes, key: bytes) -> dict[str, Any]:
         snapshot = doc["snapshot"]
         given = str(doc["signature"])
     except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-        raise SnapshotError(f"unreadable snapshot message: {exc!r}") from exc
+        raise SnapshotError(f"unreadable signed message: {exc!r}") from exc
     body = orjson.dumps(snapshot, option=orjson.OPT_SORT_KEYS)
     if not hmac.compare_digest(hmac.new(key, body, hashlib.sha256).hexdigest(), given):
-        raise SnapshotError("bad signature: not signed with this deployment's model key")
+        raise SnapshotError("bad signature: not signed with this deployment's key")
     if not isinstance(snapshot, dict):
         raise SnapshotError("snapshot is not an object")
     return snapshot

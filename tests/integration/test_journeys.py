@@ -21,8 +21,10 @@ import yaml
 
 import schemas
 from agents.demo import scrape
+from agents.settings import Settings
 from pipeline.events import format_time
-from pipeline.playbook import DEFAULT_PATH
+from pipeline.models import sign
+from pipeline.playbook import DEFAULT_PATH, load_file
 from pipeline.simulator import event_doc
 from tests.journeys import default_journeys
 from tests.kafkaio import produce, read_until
@@ -308,16 +310,27 @@ async def test_playbook_hot_reload(kafka, prefix, start_worker, tmp_path) -> Non
     while not version().startswith("v2+") and time.monotonic() < deadline:
         time.sleep(0.5)
     assert version().startswith("v2+")
-    # a playbook that does not validate is refused by the worker; v2 stays in force
-    bad = orjson.dumps({"version": "v3", "actions": [{"id": "x"}]})
-    await produce(kafka.bootstrap, [(f"{prefix}playbook", b"playbook", bad)])
+    # refused by the worker, v2 staying in force: a valid playbook unsigned, one signed
+    # with another key, and a signed one that does not validate
+    valid = orjson.loads(load_file(new).to_json()) | {"version": "v3"}
+    key = Settings().playbook_signing_key.get_secret_value().encode()  # the worker's
+    bad = [
+        orjson.dumps(valid),
+        sign(valid, b"not-this-deployment's-key"),
+        sign({"version": "v3", "actions": [{"id": "x"}]}, key),
+    ]
+    await produce(kafka.bootstrap, [(f"{prefix}playbook", b"playbook", b) for b in bad])
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        if scrape(worker.web_port).get("baton_playbooks_refused_total", {}).get((), 0) == 1:
+        if scrape(worker.web_port).get("baton_playbooks_refused_total", {}).get((), 0) == 3:
             break
         time.sleep(0.5)
-    assert scrape(worker.web_port)["baton_playbooks_refused_total"][()] == 1
+    assert scrape(worker.web_port)["baton_playbooks_refused_total"][()] == 3
     assert version().startswith("v2+")
+    log = worker.log.read_text()
+    assert log.count("refused playbook from the topic (unreadable signed message") == 1
+    assert log.count("refused playbook from the topic (bad signature") == 1
+    assert "refused playbook from the topic; keeping v2+" in log  # the one that fails to load
     # decisions now carry v2
     shop = Shop(prefix, time.time())
     shop.ev("v-1", "page_view", url="/")
