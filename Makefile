@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 DURATION ?= 60
 
-.PHONY: help setup lock docs manifests demo test test-unit lint typecheck broker bench bench-latency bench-versions
+.PHONY: help setup lock docs manifests demo test test-unit lint typecheck broker bench bench-latency bench-versions soak
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -48,6 +48,9 @@ bench: setup ## run every benchmark (about 18 minutes); JSON, PNG and summary.md
 bench-latency: setup ## latency paced by a separate process: p50/p95/p99/max and the worst second, PNG
 	.venv/bin/python -m bench.latency --rates 1000 2000 --shares 0.25 0.5 0.8 0.95 \
 	  --json bench/results/latency.json --png bench/results/latency.png
+
+soak: setup ## one worker at half its capacity for 10 minutes: RSS and p50/p99 every 30 s (not in CI)
+	.venv/bin/python -m bench.soak --minutes 10 --json bench/results/soak.json
 
 REF ?= acf5ef8
 bench-versions: setup ## this tree against commit REF in one run: drain rate, CPU per event, p99 at 50 %

@@ -48,3 +48,19 @@ def test_versions_bench_runs_an_earlier_commit(kafka, tmp_path: Path) -> None:
     r = json.loads(out.read_text())
     assert r["before_events_per_s"] > 0 and r["after_events_per_s"] > 0
     assert r["before_latency_samples"] > 0 and r["after_latency_samples"] > 0
+
+
+def test_soak_prints_memory_and_latency_every_window(kafka, tmp_path: Path) -> None:
+    """The soak's short form (``make soak`` runs ten minutes): one minute at half the
+    worker's capacity, a line every 20 s; here at a fixed 500 events/s, as a backlog this
+    small drains too fast to measure a capacity by. Figures are read, not asserted
+    against a speed; a worker that exits fails the run."""
+    out = tmp_path / "soak.json"
+    run(kafka, "bench.soak", "--minutes", "1", "--every", "20", "--events", "3000",
+        "--rate", "500", "--json", str(out))  # fmt: skip
+    r = json.loads(out.read_text())
+    assert len(r["windows"]) >= 2, r
+    for w in r["windows"]:
+        assert w["rss_mb"] > 0 and w["probes"] > 0
+        assert 0 < w["p50_ms"] <= w["p99_ms"] <= w["max_ms"]
+    print(f"soak: {[(w['t_s'], w['rss_mb'], w['p99_ms']) for w in r['windows']]}")
