@@ -86,6 +86,7 @@ def _faust_app(s: Settings) -> faust.App:
         if s.producer_compression == "none"
         else s.producer_compression,
         broker_session_timeout=s.session_timeout_s,
+        table_standby_replicas=s.standby_replicas,
         # room for whole fetches: a fetch that finds a stream's buffer full takes
         # Faust's per-message wait path (a task and a wait for each message)
         stream_buffer_maxsize=s.stream_buffer,

@@ -138,6 +138,15 @@ class Settings(BaseSettings):
             " are processed again"
         ),
     )
+    standby_replicas: int = Field(
+        default=1,
+        ge=0,
+        description=(
+            "standby copies of each table partition kept by other workers (Faust's "
+            "`table_standby_replicas`): a worker that takes a partition over from a dead "
+            "one then replays only the changelog's tail, not all of it"
+        ),
+    )
     stall_after_s: float = Field(
         default=10.0,
         description=(
