@@ -60,7 +60,7 @@ def worker(create_topics: bool) -> None:
     dev = settings.dev_keys()
     if dev and not settings.allow_dev_keys:  # anyone could forge snapshots, reverse hashes
         click.echo(
-            f"baton worker: {' and '.join(dev)} still have the built-in development values; "
+            f"baton worker: {_and(dev)} still have the built-in development values; "
             "set your own (docs/operations.md), or BATON_ALLOW_DEV_KEYS=true for a local try",
             err=True,
         )
@@ -91,6 +91,11 @@ def worker(create_topics: bool) -> None:
     # 5 % of the worker's time in a profile). A worker's output is a log, not a terminal.
     w.spinner = None
     w.execute_from_commandline()
+
+
+def _and(names: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def _worker_class() -> type:

@@ -298,8 +298,8 @@ def _operations(registry: CollectorRegistry, prefix: str) -> dict[str, Any]:
         ),
         "ready": Gauge(
             f"{prefix}_ready",
-            "1 when /readyz answers 200: partitions assigned, no rebalance, tables "
-            "recovered, playbook and model topics read to their end.",
+            "1 when /readyz answers 200: the group's assignment in (possibly empty) and "
+            "its tables recovered, no rebalance, playbook and model topics read to the end.",
             registry=registry,
         ),
     }

@@ -52,10 +52,10 @@ class Readiness:
         why = [f"{n} topic not read to its end" for n, f in followers if not f.caught_up]
         if app.rebalancing:
             why.append("rebalancing")
-        if not app.assignor.assigned_actives():
-            why.append("no partitions assigned")
+        # set once the group's assignment is in and its tables are recovered; an empty
+        # assignment (more workers than partitions) is one: the worker is a hot spare
         if recovery.in_recovery or not recovery.completed.is_set():
-            why.append("tables recovering")
+            why.append("partitions not assigned and recovered yet")
         return why
 
 
@@ -63,9 +63,10 @@ def add_pages(
     app: faust.App, registry: CollectorRegistry, ready: Readiness, gauge: Any = None
 ) -> None:
     """``/metrics`` (Prometheus text format); ``/healthz`` (liveness: 200 while the
-    worker's event loop answers, a rebalance included); ``/readyz`` (readiness: 200 with
-    partitions assigned, no rebalance, tables recovered, the playbook and model topics
-    read to their end, else 503 with the reasons); ``/health``, the same as ``/readyz``
+    worker's event loop answers, a rebalance included); ``/readyz`` (readiness: 200 once
+    the group's assignment is in (possibly empty) and its tables are recovered, with no
+    rebalance running and the playbook and model topics read to their end, else 503 with
+    the reasons); ``/health``, the same as ``/readyz``
     (kept for earlier deployments)."""
 
     async def metrics(web: Any, request: Any) -> Any:

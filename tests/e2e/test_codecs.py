@@ -120,9 +120,10 @@ def test_a_worker_with_the_development_keys_refuses_to_start() -> None:
         [sys.executable, "-m", "agents.cli", "worker"], env=env, capture_output=True, timeout=60
     )
     assert done.returncode == 2 and time.monotonic() - began < 30
-    assert b"BATON_PII_HASH_KEY and BATON_MODEL_SIGNING_KEY" in done.stderr
-    env |= {"BATON_PII_HASH_KEY": "k" * 32}
+    every = b"BATON_PII_HASH_KEY, BATON_MODEL_SIGNING_KEY and BATON_PLAYBOOK_SIGNING_KEY still"
+    assert every in done.stderr
+    env |= {"BATON_PII_HASH_KEY": "k" * 32, "BATON_MODEL_SIGNING_KEY": "m" * 32}
     done = subprocess.run(
         [sys.executable, "-m", "agents.cli", "worker"], env=env, capture_output=True, timeout=60
     )
-    assert done.returncode == 2 and b"BATON_MODEL_SIGNING_KEY still" in done.stderr
+    assert done.returncode == 2 and b": BATON_PLAYBOOK_SIGNING_KEY still" in done.stderr
