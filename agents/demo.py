@@ -8,13 +8,13 @@ summary read from the real topics and the worker's /metrics, then stops all it s
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections import Counter
@@ -84,15 +84,22 @@ def scrape(
 
 
 def wait_healthy(port: int, proc: subprocess.Popen[bytes] | None, timeout: float = 120.0) -> None:
-    """Wait until the worker's /readyz says ready; raise if it dies or times out."""
-    deadline = time.monotonic() + timeout
+    """Wait until the worker's /readyz says ready (/health for a worker from before
+    /readyz, as ``bench.versions`` runs); raise if it dies or times out."""
+    deadline, page = time.monotonic() + timeout, "readyz"
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"worker exited with {proc.returncode}")
-        url = f"http://127.0.0.1:{port}/readyz"
-        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as r:
-            if r.status == 200:
-                return
+        url = f"http://127.0.0.1:{port}/{page}"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                page = "health"
+        except OSError:
+            pass
         time.sleep(0.5)
     raise TimeoutError(f"worker not ready after {timeout:.0f}s")
 

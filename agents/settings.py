@@ -290,12 +290,12 @@ class Settings(BaseSettings):
 
     def dev_keys(self) -> list[str]:
         """The secret settings still at their built-in development values."""
-        out = ["BATON_PII_HASH_KEY"] if self.default_pii_key else []
-        if self.model_signing_key.get_secret_value() == "baton-development-model-key":
-            out.append("BATON_MODEL_SIGNING_KEY")
-        if self.playbook_signing_key.get_secret_value() == "baton-development-playbook-key":
-            out.append("BATON_PLAYBOOK_SIGNING_KEY")
-        return out
+        fields = type(self).model_fields
+        return [
+            f"BATON_{name.upper()}"
+            for name in ("pii_hash_key", "model_signing_key", "playbook_signing_key")
+            if getattr(self, name).get_secret_value() == fields[name].default.get_secret_value()
+        ]
 
     def topic(self, name: str) -> str:
         """Full topic name for a logical name, e.g. ``actions`` -> ``baton.actions``."""
