@@ -10,7 +10,7 @@ import ssl
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.events import DecodeConfig
@@ -261,6 +261,25 @@ class Settings(BaseSettings):
         default=SecretStr("baton-development-model-key"),
         description="HMAC key that model snapshots on the `models` topic must be signed with",
     )
+
+    processing_guarantee: Literal["at_least_once"] = Field(
+        default="at_least_once",
+        description=(
+            "`at_least_once` only: after a crash, events since the last changelog flush are "
+            "processed again (ignored by the reducers; a decision sent again keeps its id). "
+            "`exactly_once` is refused, not ignored (docs/adr/0005-no-exactly-once.md)"
+        ),
+    )
+
+    @field_validator("processing_guarantee", mode="before")
+    @classmethod
+    def _at_least_once(cls, value: object) -> object:
+        if value != "at_least_once":
+            raise ValueError(
+                f"{value!r} is not offered: Baton is at_least_once, with idempotent state "
+                "and decision ids (docs/adr/0005-no-exactly-once.md)"
+            )
+        return value
 
     keyless: Literal["deadletter", "route"] = Field(
         default="deadletter",

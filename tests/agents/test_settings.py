@@ -89,3 +89,19 @@ def test_producer_compression_reaches_the_producer(tmp_path) -> None:
     assert create_app(s, CollectorRegistry()).app.conf.producer_compression_type == "zstd"
     plain = create_app(Settings(data_dir=tmp_path), CollectorRegistry())
     assert plain.app.conf.producer_compression_type is None
+
+
+def test_exactly_once_is_refused_not_ignored() -> None:
+    """docs/adr/0005: the runtime's sends bypass Faust's transactions, so the setting
+    must not pretend; at_least_once is the one value."""
+    import pydantic
+
+    from agents.settings import Settings
+
+    assert Settings().processing_guarantee == "at_least_once"
+    try:
+        Settings(processing_guarantee="exactly_once")
+    except pydantic.ValidationError as exc:
+        assert "docs/adr/0005-no-exactly-once.md" in str(exc)
+    else:
+        raise AssertionError("exactly_once was accepted")
