@@ -2,7 +2,7 @@
 printed every ``--every`` seconds.
 
     .venv/bin/python -m bench.soak --minutes 10          # make soak
-    .venv/bin/python -m bench.soak --minutes 1 --rate 500 --events 3000   # in CI
+    .venv/bin/python -m bench.soak --minutes 0.5 --every 15 --rate 500 --events 3000  # CI
 
 The worker first drains ``--events`` pre-loaded events (its capacity, as in
 ``bench.latency``); then a separate pacer process sends ``--share`` of that rate, in

@@ -51,12 +51,12 @@ def test_versions_bench_runs_an_earlier_commit(kafka, tmp_path: Path) -> None:
 
 
 def test_soak_prints_memory_and_latency_every_window(kafka, tmp_path: Path) -> None:
-    """The soak's short form (``make soak`` runs ten minutes): one minute at half the
-    worker's capacity, a line every 20 s; here at a fixed 500 events/s, as a backlog this
-    small drains too fast to measure a capacity by. Figures are read, not asserted
-    against a speed; a worker that exits fails the run."""
+    """The soak's short form (``make soak`` runs ten minutes at half the worker's
+    capacity, a line every 30 s): half a minute, a line every 15 s, at a fixed 500
+    events/s, as a backlog this small drains too fast to measure a capacity by. Figures
+    are read, not asserted against a speed; a worker that exits fails the run."""
     out = tmp_path / "soak.json"
-    run(kafka, "bench.soak", "--minutes", "1", "--every", "20", "--events", "3000",
+    run(kafka, "bench.soak", "--minutes", "0.5", "--every", "15", "--events", "3000",
         "--rate", "500", "--json", str(out))  # fmt: skip
     r = json.loads(out.read_text())
     assert len(r["windows"]) >= 2, r
