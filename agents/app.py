@@ -100,9 +100,10 @@ class Baton:
         s = self.settings = settings
         self.registry = registry or CollectorRegistry()
         self.metrics = m = Metrics.create(self.registry)
-        if s.default_pii_key:
+        dev = s.dev_keys()
+        if "BATON_PII_HASH_KEY" in dev:
             log.warning("BATON_PII_HASH_KEY is not set: e-mail/phone hashes use the default key")
-        if s.model_signing_key.get_secret_value() == "baton-development-model-key":
+        if "BATON_MODEL_SIGNING_KEY" in dev:
             log.warning("BATON_MODEL_SIGNING_KEY is not set: model snapshots use the default key")
         self.app = _faust_app(s)
         self._declare_topics()

@@ -332,11 +332,6 @@ class Settings(BaseSettings):
         key = self.pii_hash_key.get_secret_value().encode()
         return StateConfig(session_gap_s=self.session_gap_s, pii_key=key)
 
-    @property
-    def default_pii_key(self) -> bool:
-        """True while the e-mail/phone hash key is the shipped default (set your own)."""
-        return self.pii_hash_key.get_secret_value() == "baton-development-key"
-
     def label_config(self) -> LabelConfig:
         return LabelConfig(
             self.session_gap_s,
