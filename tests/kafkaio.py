@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
+import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
@@ -54,6 +55,27 @@ async def read_until(
         return records
     finally:
         await consumer.stop()
+
+
+async def changelog_counts(
+    bootstrap: str, changelog: str, expected: Mapping[str, int], timeout: float
+) -> dict[str, int]:
+    """Read the customers changelog until each customer in ``expected`` has that many
+    events counted in its latest state (or ``timeout``); returns what the latest states
+    count, for the caller to compare with ``expected``."""
+
+    def counts(records: list[ConsumerRecord]) -> dict[str, int]:
+        latest = latest_by_key(records)
+        return {
+            c: sum(orjson.loads(v)["counts"].values())
+            for c in expected
+            if (v := latest.get(c.encode())) is not None
+        }
+
+    records = await read_until(
+        bootstrap, [changelog], lambda rs: counts(rs) == dict(expected), timeout=timeout
+    )
+    return counts(records)
 
 
 def latest_by_key(records: Iterable[ConsumerRecord]) -> dict[bytes, bytes | None]:

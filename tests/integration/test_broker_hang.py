@@ -26,7 +26,7 @@ from agents.demo import start_worker, stop_worker, wait_healthy
 from agents.localkafka import LocalKafka, free_port
 from bench.soak import rss_mb
 from pipeline.simulator import event_doc
-from tests.kafkaio import latest_by_key, processed, produce, read_until
+from tests.kafkaio import changelog_counts, processed, produce
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 CUSTOMERS, EACH, HANG_S = 1000, 20, 8.0
@@ -74,19 +74,8 @@ def test_worker_memory_stays_bounded_while_the_broker_hangs(tmp_path: Path) -> N
             time.sleep(0.2)
         rss.append(rss_mb(proc.pid))
 
-        def complete(records: list) -> bool:
-            latest = latest_by_key(records)
-            return all(
-                latest.get(c.encode())
-                and sum(orjson.loads(latest[c.encode()])["counts"].values()) == n
-                for c, n in sent.items()
-            )
-
-        changelog = asyncio.run(
-            read_until(bootstrap, [f"{prefix}worker-customers-changelog"], complete, timeout=90)
-        )
-        latest = latest_by_key(changelog)
-        counted = {c: sum(orjson.loads(latest[c.encode()])["counts"].values()) for c in sent}
+        changelog = f"{prefix}worker-customers-changelog"
+        counted = asyncio.run(changelog_counts(bootstrap, changelog, sent, timeout=90))
         assert counted == dict(sent), "every event once"
         assert proc.poll() is None
         growth = max(rss) - rss[0]

@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaProducer
 from agents.demo import start_worker, stop_worker, wait_healthy
 from agents.localkafka import LocalKafka, free_port
 from pipeline.simulator import event_doc
-from tests.kafkaio import latest_by_key, processed, read_until
+from tests.kafkaio import changelog_counts, processed
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -93,19 +93,8 @@ def test_worker_survives_a_broker_restart(tmp_path: Path) -> None:
             time.sleep(0.5)
         assert proc.poll() is None, "the worker is still running"
 
-        def complete(records: list) -> bool:
-            latest = latest_by_key(records)
-            return all(
-                latest.get(c.encode())
-                and sum(orjson.loads(latest[c.encode()])["counts"].values()) == k
-                for c, k in sent.items()
-            )
-
-        changelog = asyncio.run(
-            read_until(bootstrap, [f"{prefix}worker-customers-changelog"], complete, timeout=60)
-        )
-        latest = latest_by_key(changelog)
-        counted = {c: sum(orjson.loads(latest[c.encode()])["counts"].values()) for c in sent}
+        changelog = f"{prefix}worker-customers-changelog"
+        counted = asyncio.run(changelog_counts(bootstrap, changelog, sent, timeout=60))
         assert counted == dict(sent), "every event once, none lost"
         noisy = [ln for ln in outage_log.splitlines() if re.search(r"\[(ERROR|WARNING)\]", ln)]
         print(

@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaProducer
 
 from agents.demo import stop_worker
 from pipeline.simulator import event_doc
-from tests.kafkaio import latest_by_key, read_until
+from tests.kafkaio import changelog_counts
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 RATE, CUSTOMERS = 150, 300
@@ -65,18 +65,8 @@ def test_a_rolling_restart_loses_nothing(kafka, prefix, start_worker) -> None:
     assert not feeder.is_alive()
     took = time.monotonic() - began
 
-    def complete(records: list) -> bool:
-        latest = latest_by_key(records)
-        return all(
-            latest.get(c.encode()) and sum(orjson.loads(latest[c.encode()])["counts"].values()) == k
-            for c, k in sent.items()
-        )
-
-    changelog = asyncio.run(
-        read_until(kafka.bootstrap, [f"{prefix}worker-customers-changelog"], complete, timeout=120)
-    )
-    latest = latest_by_key(changelog)
-    counted = {c: sum(orjson.loads(latest[c.encode()])["counts"].values()) for c in sent}
+    changelog = f"{prefix}worker-customers-changelog"
+    counted = asyncio.run(changelog_counts(kafka.bootstrap, changelog, sent, timeout=120))
     assert counted == dict(sent), "every event once"
     assert all(w.proc.poll() is None for w in workers)
     print(
