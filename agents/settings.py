@@ -394,7 +394,7 @@ def reference() -> str:
     for name, field in Settings.model_fields.items():
         default = field.default
         if isinstance(default, SecretStr):
-            shown = "a development key (the worker warns)"
+            shown = "a development key (refused unless `BATON_ALLOW_DEV_KEYS`)"
         elif default is None:
             shown = "-"
         else:
