@@ -140,9 +140,22 @@ class Baton:
         # recovered table silently misses every customer (found by test_recovery).
         raw: dict[str, Any] = {"default": None, "partitions": s.partitions}
         raw |= {"key_type": bytes, "value_type": bytes}
-        self.identities = app.Table("identities", **raw)
-        self.customers = app.Table("customers", **raw)
-        self.progress = app.Table("progress", **raw)  # per source partition: next offset
+        self.identities = app.Table("identities", **raw, options=self._store_options())
+        self.customers = app.Table("customers", **raw, options=self._store_options())
+        # per source partition: the next offset
+        self.progress = app.Table("progress", **raw, options=self._store_options())
+
+    def _store_options(self) -> dict[str, Any] | None:
+        """RocksDB's memory per table partition, bounded (a fresh dict per table: Faust's
+        store pops keys from the one it is given)."""
+        s = self.settings
+        if s.store != "rocksdb":
+            return None
+        return {
+            "block_cache_size": s.rocksdb_block_cache_mb * 2**20,
+            "write_buffer_size": s.rocksdb_write_buffer_mb * 2**20,
+            "max_write_buffer_number": 2,
+        }
 
     def _declare_flows(self) -> None:
         s, app, rt = self.settings, self.app, self.runtime

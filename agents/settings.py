@@ -164,14 +164,29 @@ class Settings(BaseSettings):
         ),
     )
     state_cache: int = Field(
-        default=2_000,
+        default=5_000,
         description=(
-            "with `BATON_STORE=rocksdb`: decoded customer states kept in memory (checked against "
-            "the stored bytes on each read), to skip the JSON parse and object rebuild (~25-35 µs"
-            " of CPU) for customers active right now; a decoded state takes about 10 KB (measured"
-            " with `tracemalloc` on the benchmark's states), so 2,000 is about 20 MB; 0 turns it "
-            "off. The `memory` store needs no cache: it holds every state decoded (see How it "
-            "works)"
+            "decoded customer states kept in memory, the customers most recently read or "
+            "written; the rest are held as their JSON (about a quarter of the size) and decoded"
+            " on their next event (~25-35 µs of CPU). A decoded state takes about 9 KB, so "
+            "5,000 is about 45 MB. With `rocksdb` the decoded copy is checked against the "
+            "stored bytes on each read; 0 keeps none there (the `memory` store keeps at least 1)"
+        ),
+    )
+    rocksdb_block_cache_mb: int = Field(
+        default=32,
+        ge=1,
+        description=(
+            "with `BATON_STORE=rocksdb`: RocksDB's block cache per table partition, in MiB "
+            "(Faust's default is 2 GiB each, so a worker's memory grew with its state)"
+        ),
+    )
+    rocksdb_write_buffer_mb: int = Field(
+        default=16,
+        ge=1,
+        description=(
+            "with `BATON_STORE=rocksdb`: the size of each of RocksDB's two write buffers "
+            "(memtables) per table partition, in MiB (Faust's default is three of 64 MiB)"
         ),
     )
     gc_thresholds: tuple[int, int, int] = Field(

@@ -89,3 +89,25 @@ def test_live_tables_decode_restored_bytes_once() -> None:
     assert first == state("a", 4) and t.data[b"a"] is first and c.misses == 1
     assert c.get(b"a") is first and c.hits == 1
     assert c.flush() == [], "decoding is not a write"
+
+
+def test_live_tables_keep_only_the_recent_states_decoded() -> None:
+    t = Table()
+    c = Customers(t, cache_size=3, live=True)
+    for i in range(10):
+        c.put(f"c{i}".encode(), 0, state(f"c{i}", 1))
+    decoded = [k for k, v in t.data.items() if type(v) is CustomerState]
+    assert decoded == [b"c7", b"c8", b"c9"], "the rest go back to their JSON"
+    assert t.data[b"c0"][:1] == b"\x04" and len(t.data[b"c0"]) < len(state("c0", 1).to_json())
+    assert c.get(b"c0") == state("c0", 1) and type(t.data[b"c0"]) is CustomerState
+    assert type(t.data[b"c7"]) is bytes, "reading c0 made it recent, c7 the least recent"
+    c.get(b"c8")
+    c.put(b"c10", 0, state("c10", 1))
+    assert type(t.data[b"c8"]) is CustomerState and type(t.data[b"c9"]) is bytes
+    sent = dict((k, v) for _, k, v in c.flush())
+    assert len(sent) == 11
+    assert sent[b"c3"][:1] == b"{", "the changelog gets the JSON, not the packed copy"
+    assert all(
+        CustomerState.from_dict(orjson.loads(v or b"")) == state(k.decode(), 1)
+        for k, v in sent.items()
+    )

@@ -53,7 +53,9 @@ async def test_killed_worker_state_is_recovered_exactly(
     # new worker reuses the dead one's directory (local state plus the changelog's tail);
     # with memory it starts empty and reads the whole changelog. The stream starts once
     # the worker is ready, so it is killed in the middle of it.
-    env = {"BATON_SESSION_TIMEOUT_S": "10", "BATON_STORE": store}
+    # A decoded-state cache far below the customers: most states go back to bytes (packed,
+    # with the memory store) between their events, and are read back from them.
+    env = {"BATON_SESSION_TIMEOUT_S": "10", "BATON_STORE": store, "BATON_STATE_CACHE": "7"}
     if store == "rocksdb":
         env["BATON_DATA_DIR"] = str(tmp_path / "rocks")
     first = start_worker(**env)
