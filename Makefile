@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 DURATION ?= 60
 
-.PHONY: help setup lock docs manifests demo test test-unit lint typecheck broker bench bench-latency bench-versions soak
+.PHONY: help setup lock docs manifests demo test test-unit lint typecheck broker bench bench-latency bench-memory bench-versions soak
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -11,7 +11,7 @@ setup: ## install system packages, .venv and the Kafka jars (idempotent)
 	@bash deploy/setup.sh
 
 lock: setup ## pin every dependency again from pyproject.toml into requirements.lock (uv); the image's runtime subset too
-	.venv/bin/uv pip compile pyproject.toml --extra dev --python-version 3.11 \
+	.venv/bin/uv pip compile pyproject.toml --extra dev --extra bench --python-version 3.11 \
 	  --python-platform x86_64-unknown-linux-gnu -o requirements.lock --quiet
 	.venv/bin/uv pip compile pyproject.toml -c requirements.lock --python-version 3.11 \
 	  --python-platform x86_64-unknown-linux-gnu --generate-hashes -o deploy/requirements.runtime.lock --quiet
@@ -46,8 +46,12 @@ bench: setup ## run every benchmark (about 18 minutes); JSON, PNG and summary.md
 	.venv/bin/python -m bench
 
 bench-latency: setup ## latency paced by a separate process: p50/p95/p99/max and the worst second, PNG
-	.venv/bin/python -m bench.latency --rates 1000 2000 --shares 0.25 0.5 0.8 0.95 \
+	.venv/bin/python -m bench.latency --rates 1000 2000 --shares 0.25 0.5 0.8 0.95 --peers quix \
 	  --json bench/results/latency.json --png bench/results/latency.png
+
+bench-memory: setup ## RSS and CPU per event as the state grows to 1,000,000 customers, both stores (about 35 minutes), PNG
+	.venv/bin/python -m bench.memory --sizes 10000 100000 1000000 \
+	  --json bench/results/memory.json --png bench/results/memory.png
 
 soak: setup ## one worker at half its capacity for 10 minutes: RSS and p50/p99 every 30 s (not in CI)
 	.venv/bin/python -m bench.soak --minutes 10 --json bench/results/soak.json

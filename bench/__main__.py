@@ -4,10 +4,11 @@
     .venv/bin/python -m bench --quick    # seconds-sized: checks that everything runs
 
 One local Apache Kafka broker (or ``BATON_KAFKA_BOOTSTRAP``) serves the broker-backed
-benchmarks in turn: throughput with its two floors, latency and scaling
-(``bench.throughput``), memory per 100,000 customers (``bench.memory``); then the pure
-ones: the core's cost per event (``bench.scoring``) and decision quality against an
-oracle, static rules, random and no action (``bench.quality``). Writes
+benchmarks in turn: throughput with its two floors and its peers, latency and scaling
+(``bench.throughput``), memory as the state grows to 100,000 customers
+(``bench.memory``); then the pure ones: the core's cost per event (``bench.scoring``)
+and decision quality against an oracle, static rules, random and no action
+(``bench.quality``). Writes
 ``OUT/{throughput,memory,scoring,quality}.json``, ``OUT/throughput.png`` (events/s and
 latency percentiles), ``OUT/quality.png`` (cumulative reward and regret) and
 ``OUT/summary.md`` (the table docs/benchmarks.md shows). Numbers, not pass/fail.
@@ -25,12 +26,13 @@ from typing import Any
 
 from bench import memory, quality, scoring, throughput
 from bench.common import broker
+from bench.throughput import PEERS, peer_name
 
 __all__ = ["main", "plot_throughput", "summary"]
 
 FULL = {
     "throughput": ["--events", "50000"],
-    "memory": ["--customers", "100000"],
+    "memory": ["--sizes", "10000", "100000"],
     "scoring": ["--events", "20000"],
     "quality": ["--customers", "1000", "--days", "14"],
 }
@@ -39,7 +41,7 @@ QUICK = {
         *("--events", "600", "--rounds", "1"),
         *("--latency-seconds", "1", "--latency-scale", "0.05"),
     ],
-    "memory": ["--customers", "150"],
+    "memory": ["--sizes", "100", "200"],
     "scoring": ["--events", "300"],
     "quality": ["--customers", "40", "--days", "1"],
 }
@@ -117,13 +119,18 @@ def summary(
     for row in m:
         rows.append(
             (
-                f"memory per 100,000 customers, `{row['store']}` store",
-                f"{row['rss_mb_per_100k_customers']} MB RSS"
-                + (
-                    f" + {row['rocksdb_disk_mb_per_100k_customers']} MB on disk"
-                    if row.get("rocksdb_disk_mb_per_100k_customers")
-                    else ""
-                ),
+                f"`{row['store']}` store at {row['customers']:,} customers",
+                f"{row['rss_mb']} MB RSS, {row['rss_kb_per_customer_added']} KB per customer"
+                f" added, {row['cpu_us_per_event']} µs CPU per event"
+                + (f", {row['rocksdb_disk_mb']} MB on disk" if row.get("rocksdb_disk_mb") else ""),
+            )
+        )
+    for tag in (peer_name(*p) for p in PEERS if f"{peer_name(*p)}_events_per_s" in t):
+        rows.append(
+            (
+                f"peer: {tag.replace('_', ' + ')} (reference job)",
+                f"{t[f'{tag}_events_per_s']:,} events/s, {t[f'{tag}_cpu_us_per_event']} µs CPU"
+                f" per event (Baton {t[f'baton_vs_{tag}']} x its events/s)",
             )
         )
     rows.append(
@@ -153,7 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     with broker(workdir) as bootstrap:
         os.environ["BATON_KAFKA_BOOTSTRAP"] = bootstrap  # one broker for both
         throughput.main([*sizes["throughput"], "--json", str(out / "throughput.json")])
-        memory.main([*sizes["memory"], "--json", str(out / "memory.json")])
+        memory.main(
+            [*sizes["memory"], "--json", str(out / "memory.json"), "--png", str(out / "memory.png")]
+        )
     scoring.main([*sizes["scoring"], "--json", str(out / "scoring.json")])
     quality.main(
         [*sizes["quality"], "--json", str(out / "quality.json"), "--png", str(out / "quality.png")]

@@ -3,7 +3,10 @@
     .venv/bin/python -m bench.latency --shares 0.25 0.5 0.8 0.95 --seconds 30
 
 With ``--ref COMMIT`` the earlier commit's worker is measured first, the same way and at
-the same rates (``bench.versions`` explains how it runs), then this tree's.
+the same rates (``bench.versions`` explains how it runs), then this tree's. With
+``--peers quix confluent`` the peers' reference job (``bench.peers``: per-customer state,
+one output per event) is paced the same way at the same rates, after Baton, each on its
+own topics, and each rate reports Baton's p99 against theirs.
 
 One Baton worker first drains ``--events`` pre-loaded events (its drain rate, as in
 ``bench.throughput``); then, for each rate (``--rates`` in events/s, and ``--shares`` of
@@ -27,10 +30,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from aiokafka import AIOKafkaProducer
 
 from agents.demo import stop_worker
+from agents.topics import create_topics
 from bench.common import on_broker
-from bench.throughput import baton_workers, decisions_consumer, pct, settings
+from bench.throughput import baton_workers, decisions_consumer, event, pct, settings
 from bench.versions import ROOT, drain, export
 
 __all__ = ["main", "windows"]
@@ -153,9 +158,72 @@ async def run(args: argparse.Namespace, bootstrap: str, workdir: Path) -> dict[s
         finally:
             for proc in procs:
                 stop_worker(proc)
+    for name in args.peers:
+        out |= await _peer_runs(name, args, bootstrap, workdir, rates, runs)
+        for label, _ in rates:
+            mine, theirs = out.get(f"{label} p99_ms"), out.get(f"{name} {label} p99_ms")
+            if mine and theirs:
+                out[f"{label} p99_vs_{name}"] = round(mine / theirs, 2)
     if args.png:
         plot(runs, args.png)
     return out
+
+
+async def _peer_runs(
+    name: str,
+    args: argparse.Namespace,
+    bootstrap: str,
+    workdir: Path,
+    rates: list[tuple[str, float]],
+    runs: dict[str, list[tuple[float, float]]],
+) -> dict[str, Any]:
+    """A peer's job (``bench.peers``) running until stopped, paced at each rate."""
+    s = settings(bootstrap, args.partitions)
+    await create_topics(s)
+    cmd = [name, bootstrap, s.topic("events.clickstream"), s.topic("actions"), "0"]
+    cmd += ["--dir", str(workdir / f"peer-{name}-{s.topic_prefix}")]
+    log = (workdir / f"peer-{name}.log").open("ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.peers", *cmd], stdout=log, stderr=subprocess.STDOUT
+    )
+    out: dict[str, Any] = {}
+    try:
+        await warm(s)
+        for label, rate in rates:
+            customers = max(1, args.events // 10)
+            got = await probe_run(s, rate, args.seconds, customers, args.probe_every)
+            runs[f"{name} {label} ({rate:,.0f}/s)"] = got[0]
+            out |= {f"{name} {label} {k}": v for k, v in figures(*got).items()}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+    return out
+
+
+async def warm(s: Any, limit_s: float = 120.0) -> None:
+    """Wait until a job consumes the events topic: one event sent every second until
+    its output appears (a job still joining its group would time its first probes)."""
+    c = await decisions_consumer(s)
+    p = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap)
+    await p.start()
+    try:
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline:
+            cid = f"warm-{uuid.uuid4().hex[:6]}"
+            await p.send_and_wait(
+                s.topic("events.clickstream"), event(0, "page_view", time.time(), cid),
+                key=cid.encode(),
+            )  # fmt: skip
+            if any((await c.getmany(timeout_ms=1000)).values()):
+                return  # its output topic is its own
+        raise TimeoutError("the peer produced nothing")
+    finally:
+        await p.stop()
+        await c.stop()
 
 
 async def _drain(
@@ -182,6 +250,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--probe-every", type=int, default=5)
     ap.add_argument("--ref", default=None, help="also measure this earlier commit, first")
+    ap.add_argument(
+        "--peers", nargs="*", default=[], choices=["quix", "confluent"],
+        help="also pace these peers' reference job (bench.peers) at the same rates",
+    )  # fmt: skip
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--png", type=Path, default=None)
     return on_broker(run, ap.parse_args(argv), "baton-latency-")

@@ -5,7 +5,10 @@ with a table (the framework's own floor).
 
     .venv/bin/python -m bench.throughput --events 50000
 
-1. the aiokafka loop drains the pre-loaded events;
+1. the aiokafka loop drains the pre-loaded events; then the peers a team would pick
+   instead (``bench.peers``), each on the same events with Baton's traffic mix: a
+   confluent-kafka loop and Quix Streams (per-customer state in RocksDB with a
+   changelog), each without and with a river logistic score-and-learn per event;
 2. the Faust floor and one Baton worker (full pipeline: ingest, state, labels, scoring,
    policy, emit) each drain the same number of pre-loaded events, in turn, ``--rounds``
    times on fresh topics (medians reported, and each round in the JSON); then
@@ -33,6 +36,7 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from agents.demo import scrape, start_worker, stop_worker, wait_healthy
 from agents.localkafka import free_port
@@ -240,9 +244,13 @@ KINDS = ("page_view", "product_view", "add_to_cart", "product_view", "page_view"
 
 
 async def preload(s: Settings, events: list[tuple[int, str]], now: float) -> None:
-    kinds = KINDS
     await create_topics(s)
-    topic = s.topic("events.clickstream")
+    await preload_to(s, s.topic("events.clickstream"), events, now)
+
+
+async def preload_to(s: Settings, topic: str, events: list[tuple[int, str]], now: float) -> None:
+    """The events with Baton's traffic mix (``KINDS``) on ``topic``, keyed by customer."""
+    kinds = KINDS
     await produce_all(
         s.kafka_bootstrap,
         [(topic, c.encode(), event(i, kinds[i % 5], now, c)) for i, c in events],
@@ -277,6 +285,47 @@ async def faust_floor(
         return eps, (cpu_s(proc.pid) - c0) / len(events) * 1e6
     finally:
         stop_worker(proc)
+
+
+async def new_topics(s: Settings, names: list[str]) -> None:
+    """Topics with Baton's partition count (the broker would make one partition)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(n, s.partitions, 1) for n in names])
+    finally:
+        await admin.close()
+
+
+PEERS = (("confluent", False), ("confluent", True), ("quix", False), ("quix", True))
+
+
+def peer_name(peer: str, river: bool) -> str:
+    return f"{peer}_river" if river else peer
+
+
+async def peer(
+    s: Settings, events: list[tuple[int, str]], name: str, river: bool, workdir: Path
+) -> tuple[float, float]:
+    """One peer job (``bench.peers``) over the same events as Baton (its traffic mix), on
+    its own topics: events/s and CPU µs per event, from its first event to its last."""
+    tag = peer_name(name, river)
+    topic_in, topic_out = s.topic(f"peer.{tag}.in"), s.topic(f"peer.{tag}.out")
+    await new_topics(s, [topic_in, topic_out])
+    await preload_to(s, topic_in, events, time.time())
+    args = [name, s.kafka_bootstrap, topic_in, topic_out, str(len(events))]
+    args += ["--dir", str(workdir / f"peer-{s.topic_prefix}{tag}")] + (["--river"] if river else [])
+    with (workdir / f"peer-{tag}.log").open("ab") as log:
+        done = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.peers", *args, stdout=subprocess.PIPE, stderr=log
+        )
+        try:
+            out, _ = await asyncio.wait_for(done.communicate(), timeout=600)
+        finally:
+            if done.returncode is None:
+                done.kill()
+    r = orjson.loads(out.strip().splitlines()[-1])
+    return float(r["events_per_s"]), float(r["cpu_us_per_event"])
 
 
 async def baton_workers(
@@ -337,6 +386,10 @@ async def run(args: argparse.Namespace, bootstrap: str, workdir: Path) -> dict[s
         bootstrap, [(base_in, c.encode(), event(i, "page_view", time.time(), c)) for i, c in events]
     )
     base, base_cpu = await baseline(bootstrap, base_in, base_out, n)
+    peers = {}
+    if args.peers:
+        for name, river in PEERS:
+            peers[peer_name(name, river)] = await peer(s, events, name, river, workdir)
 
     # 2. the Faust floor and one Baton worker on the same events, pre-loaded, drained
     #    from the start, in turn for --rounds rounds on fresh topics (the medians are
@@ -379,6 +432,14 @@ async def run(args: argparse.Namespace, bootstrap: str, workdir: Path) -> dict[s
         "baton_cpu_us_per_event": round(cpu_us, 1),
         "baton_vs_faust_floor_cpu": round(floor_cpu / cpu_us, 3) if cpu_us else None,
         "rounds": args.rounds,
+    }
+    for tag, (peer_eps, peer_cpu) in peers.items():
+        out |= {
+            f"{tag}_events_per_s": round(peer_eps),
+            f"{tag}_cpu_us_per_event": round(peer_cpu, 1),
+            f"baton_vs_{tag}": round(eps / peer_eps, 3),
+        }
+    out |= {
         "faust_floor_rounds": [[round(e), round(c, 1)] for e, c in floors],
         "baton_rounds": [[round(e), round(c, 1)] for e, c in batons],
     }
@@ -427,6 +488,12 @@ def main(argv: list[str] | None = None) -> int:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="also run two workers in one group",
+    )
+    ap.add_argument(
+        "--peers",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run the peers (confluent-kafka loop, Quix Streams; with and without river)",
     )
     ap.add_argument(
         "--rounds",

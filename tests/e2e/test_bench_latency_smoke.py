@@ -29,10 +29,11 @@ def test_latency_bench_times_every_probe(kafka, tmp_path: Path) -> None:
     run(
         kafka,
         *("bench.latency", "--events", "400", "--rates", "50", "--shares"),
-        *("--seconds", "2", "--json", str(out), "--png", str(png)),
+        *("--seconds", "2", "--peers", "quix", "--json", str(out), "--png", str(png)),
     )
     r = json.loads(out.read_text())
     assert r["50/s probes"] == 20, r  # one in five of 100 events
+    assert r["quix 50/s probes"] == 20 and r["50/s p99_vs_quix"] > 0, r  # the peer, paced alike
     assert 0 < r["50/s p50_ms"] <= r["50/s p99_ms"] <= r["50/s max_ms"]
     assert r["50/s worst_second_p99_ms"] >= r["50/s p99_ms"] * 0.5
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
