@@ -14,7 +14,11 @@ __all__ = ["DueList", "Readiness", "add_pages"]
 
 @dataclass
 class DueList:
-    """Customers whose decision falls due later: a heap with lazy deletion."""
+    """Customers whose decision falls due later: a heap with lazy deletion, rebuilt
+    from ``when`` once it holds twice the live entries. Every event moves its customer's
+    due time (the idle recheck counts from the last event), and a replaced entry stays
+    in the heap until its time comes: without the rebuild the heap held one entry per
+    event over the recheck horizon (30 minutes at 1,000 events/s: 1.8 million)."""
 
     heap: list[tuple[float, bytes]] = field(default_factory=list)
     when: dict[bytes, float] = field(default_factory=dict)
@@ -25,6 +29,9 @@ class DueList:
         elif self.when.get(key) != due:
             self.when[key] = due
             heapq.heappush(self.heap, (due, key))
+            if len(self.heap) > 2 * len(self.when) + 1024:
+                self.heap = [(d, k) for k, d in self.when.items()]
+                heapq.heapify(self.heap)
 
     def pop_due(self, now: float) -> list[bytes]:
         out = []
