@@ -160,8 +160,9 @@ async def run(args: argparse.Namespace, bootstrap: str, workdir: Path) -> dict[s
                 stop_worker(proc)
     for name in args.peers:
         out |= await _peer_runs(name, args, bootstrap, workdir, rates, runs)
-        for label, _ in rates:
-            mine, theirs = out.get(f"{label} p99_ms"), out.get(f"{name} {label} p99_ms")
+        for label, _ in rates:  # this tree's p99 (the last version measured)
+            mine = out.get(f"{list(trees)[-1]}{label} p99_ms")
+            theirs = out.get(f"{name} {label} p99_ms")
             if mine and theirs:
                 out[f"{label} p99_vs_{name}"] = round(mine / theirs, 2)
     if args.png:

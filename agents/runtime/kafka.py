@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import faust
+from aiokafka import AIOKafkaProducer
 
 from agents.outbox import Outbox, Recorder, Timed
 from agents.runtime.customers import Customers, raw
@@ -45,6 +46,24 @@ log = logging.getLogger(__name__)
 _Changelog = tuple[str, bytes, Any, int, Any]
 # changelog records encoded and handed to the producer between two yields to the flows
 _CHUNK = 200
+
+
+def changelog_producer(s: Settings) -> AIOKafkaProducer:
+    """The producer of the state changelog, apart from Faust's (actions and the other
+    outputs). aiokafka keeps one produce request in flight per broker, so on a shared
+    producer every action waited behind a flush's thousands of records for its turn:
+    the flush-shaped latency spikes of issue 15. Larger batches and a short linger suit
+    this bulk path; acks from all in-sync replicas, as Faust's producer."""
+    compression = None if s.producer_compression == "none" else s.producer_compression
+    return AIOKafkaProducer(
+        **s.client_kwargs(),
+        acks="all",
+        linger_ms=5,
+        max_batch_size=max(65536, s.producer_batch_bytes),
+        max_request_size=max(1048576, 8 * s.producer_batch_bytes),
+        compression_type=compression,
+        client_id=f"{s.group_id}-changelog",
+    )
 
 
 class KafkaRuntime:
@@ -195,44 +214,54 @@ class KafkaRuntime:
 
         The records are taken under ``_writing`` (a swap of dicts) and encoded and sent
         outside it, ``_CHUNK`` at a time with a yield to the flows between chunks:
-        encoding thousands of states at once held every flow for 50-170 ms, and handing
-        them to the producer waits for its per-partition batches to drain. This task is
-        the only flusher, so flushes reach the changelog in order."""
+        encoding thousands of states at once held every flow for 50-170 ms. They go
+        through a producer of their own (``changelog_producer``), and the held events
+        are acknowledged once the broker has acknowledged every record of the flush.
+        This task is the only flusher, so flushes reach the changelog in order."""
         m, app = self.metrics, self.app
-        while True:  # until cancelled: the app's stop waits for the held events first
-            await asyncio.sleep(0.05)
-            m.held_events.set(len(self.held))
-            if not len(self.held) or not (self.held.due() or flow_suspended(app)):
-                continue
-            began = time.perf_counter()
-            async with self._writing:
-                out, messages = self._take_changelog()
-            try:
-                await self._send_changelog(out)
-            except Exception as exc:  # the state would go unrecorded: restart and replay
-                log.exception("state changelog flush failed")
-                await app.crash(exc)
-                return
-            stale = self.held.release(messages, app.consumer, app.consumer_generation_id)
-            if stale:
-                log.info("%d events handled before a rebalance left to be read again", stale)
-            m.changelog_flush.observe(time.perf_counter() - began)
+        producer = changelog_producer(self.settings)
+        await producer.start()
+        try:
+            while True:  # until cancelled: the app's stop waits for the held events first
+                await asyncio.sleep(0.05)
+                m.held_events.set(len(self.held))
+                if not len(self.held) or not (self.held.due() or flow_suspended(app)):
+                    continue
+                began = time.perf_counter()
+                async with self._writing:
+                    out, messages = self._take_changelog()
+                try:
+                    await self._send_changelog(producer.send, out)
+                except Exception as exc:  # the state would go unrecorded: restart, replay
+                    m.send_errors.inc()
+                    log.exception("state changelog flush failed")
+                    await app.crash(exc)
+                    return
+                stale = self.held.release(messages, app.consumer, app.consumer_generation_id)
+                if stale:
+                    log.info("%d events handled before a rebalance left to be read again", stale)
+                m.changelog_flush.observe(time.perf_counter() - began)
+        finally:
+            await producer.stop()
 
-    async def _send_changelog(self, records: list[_Changelog]) -> None:
-        """Send changelog records to their partitions; for the RocksDB store, tell it the
-        last offset each partition's changelog reached (Faust's own changelog path does
-        the same per record), so a restart replays only the records after it."""
-        send = producer_send(self.app)
+    async def _send_changelog(self, send: Any, records: list[_Changelog]) -> None:
+        """Send changelog records to their partitions and wait for the broker to
+        acknowledge them all; for the RocksDB store, tell it the last offset each
+        partition's changelog reached (Faust's own changelog path does the same per
+        record), so a restart replays only the records after it."""
         last: dict[tuple[int, int], tuple[Any, Any]] = {}
+        futures = []
         for i, (name, key, value, partition, table) in enumerate(records):
             if i % _CHUNK == _CHUNK - 1:
                 await asyncio.sleep(0)  # the flows go on between chunks
             fut = await send(name, raw(value), key=key, partition=partition)
-            fut.add_done_callback(self._delivered)
+            futures.append(fut)
             if self._persists:
                 last[(id(table), partition)] = (table, fut)
+        if futures:
+            await asyncio.gather(*futures)  # the first failure raises
         for table, fut in last.values():
-            fut.add_done_callback(functools.partial(self._persisted, table))
+            self._persisted(table, fut)
 
     async def observe(self) -> None:
         """Consumer lag of every assigned source partition (log end offset minus the
