@@ -153,9 +153,8 @@ class Customers:
     def flush(self) -> list[tuple[int, bytes, bytes | None]]:
         """The changelog records (partition, key, value; None deletes) of the customers
         written since the last flush, one each, with the last value. The events that
-        wrote them are acknowledged only after these are sent, and Faust's commit flushes
-        the producer before it commits offsets, so a committed offset never runs ahead of
-        its changelog (``agents.runtime.holding``)."""
+        wrote them are acknowledged only after the broker has acknowledged these, so a
+        committed offset never runs ahead of its changelog (``agents.runtime.holding``)."""
         return [(p, key, raw(value)) for p, key, value in self.take()]
 
     def take(self) -> list[tuple[int, bytes, bytes | CustomerState | None]]:

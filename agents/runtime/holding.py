@@ -9,9 +9,9 @@ commit; the agents do the same with Faust's own acknowledgement rules instead of
 hooking its commit: every handled message is held (its reference count raised, so
 Faust's stream does not acknowledge it), and every ``interval`` seconds, or at once
 when the consumer's flow stops (a rebalance or a shutdown), the changelog of the
-customers written since the last flush goes to the producer, one record each, and then
-the held messages are acknowledged. Faust commits only acknowledged offsets and flushes
-the producer before it commits, so a committed offset never runs ahead of the
+customers written since the last flush goes to the changelog's own producer, one record
+each, and once the broker has acknowledged them all the held messages are acknowledged.
+Faust commits only acknowledged offsets, so a committed offset never runs ahead of the
 changelog; on a rebalance Faust waits for every message it delivered to be
 acknowledged (``stream_wait_empty``) before the partitions move, so the next owner
 recovers the last states.
