@@ -36,8 +36,12 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
-import cramjam
 import orjson
+
+try:
+    import cramjam
+except ImportError:  # the worker refuses to start without it, naming the codecs (exit 2)
+    cramjam = None  # type: ignore[assignment]
 
 from pipeline.state import CustomerState
 
