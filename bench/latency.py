@@ -150,11 +150,7 @@ async def run(args: argparse.Namespace, bootstrap: str, workdir: Path) -> dict[s
             rates = [(f"{r:g}/s", r) for r in args.rates]
             rates += [(f"{round(x * 100)}%", x * eps) for x in args.shares]
         try:
-            for name, rate in rates:
-                customers = max(1, args.events // 10)
-                got = await probe_run(s, rate, args.seconds, customers, args.probe_every)
-                runs[f"{version}{name} ({rate:,.0f}/s)"] = got[0]
-                out |= {f"{version}{name} {k}": v for k, v in figures(*got).items()}
+            out |= await paced(s, args, rates, version, runs)
         finally:
             for proc in procs:
                 stop_worker(proc)
@@ -187,14 +183,9 @@ async def _peer_runs(
     proc = subprocess.Popen(
         [sys.executable, "-m", "bench.peers", *cmd], stdout=log, stderr=subprocess.STDOUT
     )
-    out: dict[str, Any] = {}
     try:
         await warm(s)
-        for label, rate in rates:
-            customers = max(1, args.events // 10)
-            got = await probe_run(s, rate, args.seconds, customers, args.probe_every)
-            runs[f"{name} {label} ({rate:,.0f}/s)"] = got[0]
-            out |= {f"{name} {label} {k}": v for k, v in figures(*got).items()}
+        return await paced(s, args, rates, f"{name} ", runs)
     finally:
         proc.terminate()
         try:
@@ -202,6 +193,23 @@ async def _peer_runs(
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+async def paced(
+    s: Any,
+    args: argparse.Namespace,
+    rates: list[tuple[str, float]],
+    prefix: str,
+    runs: dict[str, list[tuple[float, float]]],
+) -> dict[str, Any]:
+    """Each rate paced in turn against the job on ``s``'s topics: its figures, keyed
+    ``prefix + rate label``, and its samples added to ``runs`` (for the plot)."""
+    out: dict[str, Any] = {}
+    customers = max(1, args.events // 10)
+    for label, rate in rates:
+        got = await probe_run(s, rate, args.seconds, customers, args.probe_every)
+        runs[f"{prefix}{label} ({rate:,.0f}/s)"] = got[0]
+        out |= {f"{prefix}{label} {k}": v for k, v in figures(*got).items()}
     return out
 
 

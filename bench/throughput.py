@@ -36,7 +36,6 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from agents.demo import scrape, start_worker, stop_worker, wait_healthy
 from agents.localkafka import free_port
@@ -244,13 +243,11 @@ KINDS = ("page_view", "product_view", "add_to_cart", "product_view", "page_view"
 
 
 async def preload(s: Settings, events: list[tuple[int, str]], now: float) -> None:
-    await create_topics(s)
-    await preload_to(s, s.topic("events.clickstream"), events, now)
-
-
-async def preload_to(s: Settings, topic: str, events: list[tuple[int, str]], now: float) -> None:
-    """The events with Baton's traffic mix (``KINDS``) on ``topic``, keyed by customer."""
+    """Baton's topics, and the events with its traffic mix (``KINDS``) on
+    ``events.clickstream``, keyed by customer."""
     kinds = KINDS
+    await create_topics(s)
+    topic = s.topic("events.clickstream")
     await produce_all(
         s.kafka_bootstrap,
         [(topic, c.encode(), event(i, kinds[i % 5], now, c)) for i, c in events],
@@ -287,16 +284,6 @@ async def faust_floor(
         stop_worker(proc)
 
 
-async def new_topics(s: Settings, names: list[str]) -> None:
-    """Topics with Baton's partition count (the broker would make one partition)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(n, s.partitions, 1) for n in names])
-    finally:
-        await admin.close()
-
-
 PEERS = (("confluent", False), ("confluent", True), ("quix", False), ("quix", True))
 
 
@@ -308,11 +295,12 @@ async def peer(
     s: Settings, events: list[tuple[int, str]], name: str, river: bool, workdir: Path
 ) -> tuple[float, float]:
     """One peer job (``bench.peers``) over the same events as Baton (its traffic mix), on
-    its own topics: events/s and CPU µs per event, from its first event to its last."""
+    topics of its own (Baton's, under a fresh prefix: ``events.clickstream`` in,
+    ``actions`` out): events/s and CPU µs per event, from its first event to its last."""
     tag = peer_name(name, river)
-    topic_in, topic_out = s.topic(f"peer.{tag}.in"), s.topic(f"peer.{tag}.out")
-    await new_topics(s, [topic_in, topic_out])
-    await preload_to(s, topic_in, events, time.time())
+    s = settings(s.kafka_bootstrap, s.partitions)
+    await preload(s, events, time.time())
+    topic_in, topic_out = s.topic("events.clickstream"), s.topic("actions")
     args = [name, s.kafka_bootstrap, topic_in, topic_out, str(len(events))]
     args += ["--dir", str(workdir / f"peer-{s.topic_prefix}{tag}")] + (["--river"] if river else [])
     with (workdir / f"peer-{tag}.log").open("ab") as log:
