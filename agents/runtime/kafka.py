@@ -48,20 +48,20 @@ _Changelog = tuple[str, bytes, Any, int, Any]
 _CHUNK = 200
 
 
-def changelog_producer(s: Settings) -> AIOKafkaProducer:
+def changelog_producer(s: Settings, conf: Any) -> AIOKafkaProducer:
     """The producer of the state changelog, apart from Faust's (actions and the other
     outputs). aiokafka keeps one produce request in flight per broker, so on a shared
     producer every action waited behind a flush's thousands of records for its turn:
     the flush-shaped latency spikes of issue 15. Larger batches and a short linger suit
-    this bulk path; acks from all in-sync replicas, as Faust's producer."""
-    compression = None if s.producer_compression == "none" else s.producer_compression
+    this bulk path; acks, request size and compression as Faust's producer (``conf``,
+    its app's settings)."""
     return AIOKafkaProducer(
         **s.client_kwargs(),
         acks="all",
         linger_ms=5,
         max_batch_size=max(65536, s.producer_batch_bytes),
-        max_request_size=max(1048576, 8 * s.producer_batch_bytes),
-        compression_type=compression,
+        max_request_size=conf.producer_max_request_size,
+        compression_type=conf.producer_compression_type,
         client_id=f"{s.group_id}-changelog",
     )
 
@@ -219,7 +219,7 @@ class KafkaRuntime:
         are acknowledged once the broker has acknowledged every record of the flush.
         This task is the only flusher, so flushes reach the changelog in order."""
         m, app = self.metrics, self.app
-        producer = changelog_producer(self.settings)
+        producer = changelog_producer(self.settings, app.conf)
         await producer.start()
         try:
             while True:  # until cancelled: the app's stop waits for the held events first
