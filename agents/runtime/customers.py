@@ -60,8 +60,9 @@ def encode(state: CustomerState) -> bytes:
 
 
 def raw(value: bytes | CustomerState | None) -> bytes | None:
-    """A table value as its changelog bytes (a live state encoded; None deletes)."""
-    return encode(value) if isinstance(value, CustomerState) else value
+    """A table value as its changelog bytes (a live state encoded; None deletes). Not
+    trimmed as ``encode`` is: a record is dropped once the producer has sent it."""
+    return value.to_json() if isinstance(value, CustomerState) else value
 
 
 # a memory-store value kept compressed: this byte, then an LZ4 block of the JSON (which
