@@ -15,7 +15,10 @@ the drain rate), a separate process (``bench.pacer``) sends events at that rate 
 which always gets a decision); probe handed to the producer -> its decision consumed
 here is its latency. Per rate: p50, p95, p99, max, and the worst one-second window
 (the highest p99 of the probes sent in any one second, and its ratio to the run's p99:
-a flush-shaped stall shows up there). ``--png`` plots latency over time for each rate.
+a flush-shaped stall shows up there), and the job's CPU µs per event while paced
+(``cpu_us_per_event``, all its threads, next to its drain's: an event that arrives a few
+at a time costs more than one in a backlog). ``--png`` plots latency over time for each
+rate.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from aiokafka import AIOKafkaProducer
 from agents.demo import stop_worker
 from agents.topics import create_topics
 from bench.common import on_broker
-from bench.throughput import baton_workers, decisions_consumer, event, pct, settings
+from bench.throughput import baton_workers, cpu_s, decisions_consumer, event, pct, settings
 from bench.versions import ROOT, drain, export
 
 __all__ = ["main", "windows"]
@@ -150,7 +153,7 @@ async def run(args: argparse.Namespace, bootstrap: str, workdir: Path) -> dict[s
             rates = [(f"{r:g}/s", r) for r in args.rates]
             rates += [(f"{round(x * 100)}%", x * eps) for x in args.shares]
         try:
-            out |= await paced(s, args, rates, version, runs)
+            out |= await paced(s, args, rates, version, runs, [p.pid for p in procs])
         finally:
             for proc in procs:
                 stop_worker(proc)
@@ -185,7 +188,7 @@ async def _peer_runs(
     )
     try:
         await warm(s)
-        return await paced(s, args, rates, f"{name} ", runs)
+        return await paced(s, args, rates, f"{name} ", runs, [proc.pid])
     finally:
         proc.terminate()
         try:
@@ -201,15 +204,21 @@ async def paced(
     rates: list[tuple[str, float]],
     prefix: str,
     runs: dict[str, list[tuple[float, float]]],
+    pids: list[int],
 ) -> dict[str, Any]:
-    """Each rate paced in turn against the job on ``s``'s topics: its figures, keyed
-    ``prefix + rate label``, and its samples added to ``runs`` (for the plot)."""
+    """Each rate paced in turn against the job on ``s``'s topics (run by the processes
+    ``pids``): its figures, keyed ``prefix + rate label``, with the job's CPU µs per
+    event while paced, and its samples added to ``runs`` (for the plot)."""
     out: dict[str, Any] = {}
     customers = max(1, args.events // 10)
     for label, rate in rates:
+        c0 = sum(cpu_s(pid) for pid in pids)
         got = await probe_run(s, rate, args.seconds, customers, args.probe_every)
+        used = sum(cpu_s(pid) for pid in pids) - c0
         runs[f"{prefix}{label} ({rate:,.0f}/s)"] = got[0]
-        out |= {f"{prefix}{label} {k}": v for k, v in figures(*got).items()}
+        sent = got[1] * args.seconds  # the pacer's events (its rate achieved x its time)
+        cpu = {"cpu_us_per_event": round(used / sent * 1e6, 1) if sent > 0 else None}
+        out |= {f"{prefix}{label} {k}": v for k, v in (figures(*got) | cpu).items()}
     return out
 
 

@@ -36,6 +36,8 @@ def test_latency_bench_times_every_probe(kafka, tmp_path: Path) -> None:
     assert r["quix 50/s probes"] == 20 and r["50/s p99_vs_quix"] > 0, r  # the peer, paced alike
     assert 0 < r["50/s p50_ms"] <= r["50/s p99_ms"] <= r["50/s max_ms"]
     assert r["50/s worst_second_p99_ms"] >= r["50/s p99_ms"] * 0.5
+    # CPU per paced event, Baton's and the peer's, each from its own process(es)
+    assert r["50/s cpu_us_per_event"] > 0 and r["quix 50/s cpu_us_per_event"] > 0, r
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
