@@ -31,7 +31,16 @@ from typing import Any, Final
 import orjson
 from river import compose, linear_model, optim, preprocessing, utils
 
-__all__ = ["INTENTS", "IntentModel", "SnapshotError", "sign", "verify"]
+__all__ = [
+    "INTENTS",
+    "IntentModel",
+    "SnapshotError",
+    "load_logit_params",
+    "logit_params",
+    "logit_pipeline",
+    "sign",
+    "verify",
+]
 
 INTENTS: Final = ("purchase", "churn", "support")
 FORMAT: Final = "baton.intent.logreg.v1"
@@ -59,8 +68,7 @@ class IntentModel:
     def _fresh(self) -> compose.Pipeline:
         # zero-initialised weights: the model is deterministic; ``seed`` is kept for
         # variants with random initialisation and for the contract's clone() check
-        reg = linear_model.LogisticRegression(optimizer=optim.SGD(self.lr), l2=self.l2)
-        return preprocessing.StandardScaler() | reg
+        return logit_pipeline(self.lr, self.l2)
 
     def clone(self) -> IntentModel:
         """A fresh, unfitted model with the same settings (river's ``clone`` contract)."""
@@ -78,16 +86,12 @@ class IntentModel:
     # -- snapshot ---------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
         """The model's parameters as JSON-safe data."""
-        sc, lr = self.pipeline["StandardScaler"], self.pipeline["LogisticRegression"]
         return {
             "format": FORMAT,
             "intent": self.intent,
             "version": self.version,
             "settings": {"lr": self.lr, "l2": self.l2, "seed": self.seed},
-            "scaler": {"counts": dict(sc.counts), "means": dict(sc.means), "vars": dict(sc.vars)},
-            "weights": dict(lr._weights),
-            "intercept": lr.intercept,
-            "steps": lr.optimizer.n_iterations,
+            **logit_params(self.pipeline),
         }
 
     @classmethod
@@ -98,22 +102,46 @@ class IntentModel:
                 raise SnapshotError(f"format {snap['format']!r} is not {FORMAT}")
             st = snap["settings"]
             model = cls(snap["intent"], float(st["lr"]), float(st["l2"]), int(st["seed"]))
-            sc = model.pipeline["StandardScaler"]
-            sc.counts = collections.Counter(
-                {str(k): int(v) for k, v in snap["scaler"]["counts"].items()}
-            )
-            sc.means = collections.defaultdict(float, _floats(snap["scaler"]["means"]))
-            sc.vars = collections.defaultdict(float, _floats(snap["scaler"]["vars"]))
-            reg = model.pipeline["LogisticRegression"]
-            reg._weights = utils.VectorDict(_floats(snap["weights"]))
-            reg.intercept = _finite(snap["intercept"])
-            reg.optimizer.n_iterations = int(snap["steps"])
+            load_logit_params(model.pipeline, snap)
             model.version = int(snap["version"])
         except SnapshotError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise SnapshotError(f"malformed snapshot: {exc!r}") from exc
         return model
+
+
+def logit_pipeline(lr: float, l2: float = 0.0) -> compose.Pipeline:
+    """river ``StandardScaler | LogisticRegression`` (plain SGD at rate ``lr``), the
+    shape of every online model here: the intent models and the contextual response
+    models (``pipeline.response``)."""
+    reg = linear_model.LogisticRegression(optimizer=optim.SGD(lr), l2=l2)
+    return preprocessing.StandardScaler() | reg
+
+
+def logit_params(pipeline: compose.Pipeline) -> dict[str, Any]:
+    """A ``logit_pipeline``'s learned parameters as JSON-safe data: scaler counts, means
+    and variances; weights, intercept and the optimiser's step count."""
+    sc, lr = pipeline["StandardScaler"], pipeline["LogisticRegression"]
+    return {
+        "scaler": {"counts": dict(sc.counts), "means": dict(sc.means), "vars": dict(sc.vars)},
+        "weights": dict(lr._weights),
+        "intercept": lr.intercept,
+        "steps": lr.optimizer.n_iterations,
+    }
+
+
+def load_logit_params(pipeline: compose.Pipeline, d: Mapping[str, Any]) -> None:
+    """Set ``logit_params`` data into a fresh ``logit_pipeline``: it then predicts, and
+    goes on learning, exactly as the one they were read from. Raises on bad data."""
+    sc = pipeline["StandardScaler"]
+    sc.counts = collections.Counter({str(k): int(v) for k, v in d["scaler"]["counts"].items()})
+    sc.means = collections.defaultdict(float, _floats(d["scaler"]["means"]))
+    sc.vars = collections.defaultdict(float, _floats(d["scaler"]["vars"]))
+    reg = pipeline["LogisticRegression"]
+    reg._weights = utils.VectorDict(_floats(d["weights"]))
+    reg.intercept = _finite(d["intercept"])
+    reg.optimizer.n_iterations = int(d["steps"])
 
 
 def _finite(v: Any) -> float:

@@ -27,6 +27,7 @@ class Outcome:
     journey: str
     group: str = "treatment"
     success: bool | None = None
+    decision_id: str | None = None  # a response's decision (its features, for learning)
 
 
 def settle(
@@ -65,7 +66,9 @@ def unanswered(
     if sent is None or not sent.shown or sent.response is not None:
         return state, []
     state = _respond(state, la.decision_id, why)
-    return state, [Outcome("response", la.action, la.journey, success=False)]
+    return state, [
+        Outcome("response", la.action, la.journey, success=False, decision_id=la.decision_id)
+    ]
 
 
 def _respond(state: CustomerState, decision: str, response: str) -> CustomerState:
@@ -95,7 +98,8 @@ def on_feedback(
     first = sent.response is None
     state = _respond(state, decision, kind) if first else state
     if first:
-        out.append(Outcome("response", sent.action, journey, success=kind != "dismiss"))
+        success = kind != "dismiss"
+        out.append(Outcome("response", sent.action, journey, success=success, decision_id=decision))
     if kind in ("click", "accept"):
         out.append(Outcome("acceptance", sent.action, journey))
     elif kind == "dismiss":

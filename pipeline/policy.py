@@ -10,8 +10,10 @@ out is named in the explanation with the step that dropped it:
    of partitions it owns), then a channel: ``no_consent``, ``unreachable``,
    ``channel_cap``, ``quiet_hours``;
 3. arbitration: priority = propensity x value x weight; the propensity comes from the
-   action's response model once it has ``min_responses`` outcomes, else from the intent
-   score named by the action, else from its prior;
+   action's response model once it has ``min_responses`` outcomes (its contextual
+   model's prediction for this customer's features and base propensity once that has
+   learned enough, ``pipeline.response``), else from the intent score named by the
+   action, else from its prior (the base propensity);
 4. exploration: with probability ``exploration_rate`` a uniformly drawn candidate among
    the near-best (priority >= ``near_best`` x the best) replaces the best (epsilon-greedy,
    so the probability of the choice is exact and recorded for off-policy evaluation);
@@ -63,6 +65,7 @@ __all__ = [
     "Inputs",
     "Outcome",
     "Trigger",
+    "base_propensity",
     "decide",
     "due_at",
     "in_control",
@@ -205,13 +208,22 @@ def _eligible(spec: ActionSpec, ctx: Mapping[str, Any], in_cel: Callable[[], Any
     return None if ok is True else "not_eligible"
 
 
-def _propensity(spec: ActionSpec, inp: Inputs) -> tuple[float, str]:
+def base_propensity(spec: ActionSpec, scores: Mapping[str, float]) -> tuple[float, str]:
+    """An action's propensity before its response model: the intent score it names,
+    else its prior."""
+    if spec.intent in scores:
+        return scores[spec.intent], f"intent:{spec.intent}"
+    return spec.prior, "prior"
+
+
+def _propensity(spec: ActionSpec, inp: Inputs, x: Mapping[str, float] | None) -> tuple[float, str]:
+    base, source = base_propensity(spec, inp.scores)
     rm = inp.responses
     if rm is not None and rm.outcomes(spec.id) >= inp.playbook.min_responses:
+        if x is not None and rm.contextual(spec.id):  # this customer, this situation
+            return rm.mean(spec.id, x, base), "response_model:contextual"
         return rm.mean(spec.id), "response_model"
-    if spec.intent in inp.scores:
-        return inp.scores[spec.intent], f"intent:{spec.intent}"
-    return spec.prior, "prior"
+    return base, source
 
 
 def _value(spec: ActionSpec, ctx: Mapping[str, Any], in_cel: Callable[[], Any]) -> float:
@@ -235,6 +247,7 @@ def _candidates(
     ctx: Mapping[str, Any],
     in_cel: Callable[[], Any],
     inp: Inputs,
+    x: Mapping[str, float] | None = None,
 ) -> tuple[list[_Candidate], dict[str, str], dict[str, str], dict[str, dict[str, str]]]:
     pb, standing = inp.playbook, _live(state, now)
     cands, matched, dropped, refused = [], {}, {}, {}
@@ -251,7 +264,7 @@ def _candidates(
             if channel is None:
                 why = next(iter(refused[spec.id].values()))
             else:
-                p, source = _propensity(spec, inp)
+                p, source = _propensity(spec, inp, x)
                 value = _value(spec, ctx, in_cel)
                 cands.append(_Candidate(spec, channel, p, source, value))
         if why is not None:
@@ -329,7 +342,8 @@ def decide(
     state, outcomes = settle(state, now, event)
     ctx = rule_context(state, now, event, inp.scores, with_features="f" in pb.reads, x=x)
     ctx["params"] = pb.parameters
-    cands, matched, dropped, refused = _candidates(state, now, ctx, _in_cel(ctx, pb), inp)
+    x = x if x is not None else (ctx["f"] or None)
+    cands, matched, dropped, refused = _candidates(state, now, ctx, _in_cel(ctx, pb), inp, x)
     if not cands:
         return Decision(state, None, tuple(outcomes))
     basis = trigger.event_id if trigger.event_id is not None else repr(now)

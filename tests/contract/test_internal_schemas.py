@@ -113,5 +113,10 @@ def test_model_snapshots_on_the_topic_are_model_snapshot_v1() -> None:
     rm = ResponseModels()
     for y in (True, False, False):
         rm.learn("abandoned_cart_reminder", y)
+    contextual = ResponseModels()  # outcomes learned with the decision's features
+    for i in range(10):
+        contextual.learn("cross_sell", i % 3 == 0, {"cart_value": float(i)}, base=0.2)
+    assert "context" in contextual.snapshot() and "context" not in rm.snapshot()
     for snap in (IntentModel("churn").snapshot(), m.snapshot(), rm.snapshot()):
         v.validate(orjson.loads(sign(snap, b"k")))
+    v.validate(orjson.loads(sign(contextual.snapshot(), b"k")))
