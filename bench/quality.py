@@ -169,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{_pm(r, 'vs_static', '.3f'):<24} {_pm(r, 'conversion_lift_vs_none', '+.1%')}"
         )
     config = dataclasses.asdict(cfgs[0]) | {"seeds": [c.seed for c in cfgs]}
+    config["playbook"] = str(cfgs[0].playbook)
     save(args.json, {"config": config, "results": results, "runs": runs})
     if args.png is not None:
         plot(results, args.png)

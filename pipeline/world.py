@@ -1,22 +1,34 @@
 """A simulated world with ground truth, to measure how good decisions are.
 
 Each customer has hidden traits (how likely they buy, lapse or need support, a
-favourite category, consent, a time zone) and a hidden probability of responding to
-each action of the default playbook. Their behaviour (sessions of page and product
-views, carts, purchases, outages, deliveries, surveys) is drawn once per customer from
-a seeded generator, so every policy faces the same people. The world also plays the
-channel services: a sent action is shown with the channel's open rate, answered with
-the customer's hidden response probability (a click, or a dismissal), and a response
-to a purchase-minded action makes a purchase likely soon after. Every draw is seeded by
-the world's seed and what it is about, so a run is reproducible.
+favourite category, a taste for each action) and from them a hidden probability of
+responding to each action (``Person.respond``). The moment moves it: the world's hidden
+weights over what the worker observes at the decision (the cart's value, the session's
+depth, orders, days since the last one, category affinity: ``respond_p``) make, say, a
+cart reminder work on a full cart and a premium offer on a loyal customer. Their
+behaviour (sessions of page and product views, carts, purchases, outages, deliveries,
+surveys) is drawn once per customer from a seeded generator, so every policy faces the
+same people. The world also plays the channel services: a sent action is shown with the
+channel's open rate, answered with the customer's probability in the moment (a click,
+or a dismissal), and a response to a purchase-minded action makes a purchase likely
+soon after. Every draw is seeded by the world's seed and what it is about, so a run is
+reproducible.
+
+The world's playbook (``world_playbook.yaml``; ``WorldConfig.playbook`` can name the
+default one) has overlapping offers of similar value under a one-e-mail-a-day cap and
+per-action cool-downs, so choosing one action costs the others; static rules rank by
+priors near each action's average response.
 
 ``run(policy, cfg)`` replays the world through the pure core (``apply`` and
 ``decide``) with one of the policies below and returns the reward over time:
 
-- ``baton``: the default playbook, learning per-action response models from the
-  feedback it gets, exploring at the playbook's rate;
+- ``baton``: the playbook, learning its response models from the feedback it gets,
+  each outcome with the features its decision was made on (contextual models,
+  ``pipeline.response``), exploring at the playbook's rate;
+- ``baton_beta``: the same with per-action Beta response models only (what the Kafka
+  learner keeps today: its response examples carry no features);
 - ``oracle``: the same playbook and contact policy, but arbitration knows each
-  customer's true response probability and the channel's open rate;
+  customer's true response probability in the moment and the channel's open rate;
 - ``static``: the same rules with fixed priors (no learning, no exploration);
 - ``random``: a uniform choice among the allowed candidates;
 - ``control``: no action (everyone held out).
@@ -29,34 +41,46 @@ the world's seed and what it is about, so a run is reproducible.
 from __future__ import annotations
 
 import heapq
-import math
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Final
 
 from pipeline.events import Event
+from pipeline.features import features
 from pipeline.fold import apply
-from pipeline.playbook import DEFAULT_PATH, Playbook, load_file
-from pipeline.policy import Inputs, Trigger, decide, due_at, on_feedback, uniform
+from pipeline.people import (
+    CATEGORIES,
+    OPEN_RATE,
+    Person,
+    channel_answer,
+    person,
+    respond_p,
+    situation_weights,
+)
+from pipeline.playbook import Playbook, load_file
+from pipeline.policy import Inputs, Trigger, base_propensity, decide, due_at, on_feedback, uniform
 from pipeline.response import ResponseModels
 from pipeline.state import CustomerState, StateConfig
 
 __all__ = [
     "OPEN_RATE",
     "POLICIES",
+    "WORLD_PLAYBOOK",
     "Person",
     "Result",
     "WorldConfig",
     "channel_answer",
     "person",
+    "respond_p",
     "run",
+    "situation_weights",
 ]
 
-POLICIES: Final = ("baton", "oracle", "static", "random", "control")
+POLICIES: Final = ("baton", "baton_beta", "oracle", "static", "random", "control")
+WORLD_PLAYBOOK: Final = Path(__file__).with_name("world_playbook.yaml")
 HOUR, DAY = 3600.0, 86400.0
-OPEN_RATE: Final = {"email": 0.5, "sms": 0.9, "push": 0.6, "web": 0.9, "app": 0.7, "agent": 0.95}
-CATEGORIES: Final = ("shoes", "books", "electronics", "garden", "toys", "beauty", "finance.loans")
 _BUYING = frozenset(
     {
         "abandoned_cart_reminder",
@@ -78,17 +102,8 @@ class WorldConfig:
     start: float = 1_800_000_000.0  # 2027-01-15, a fixed clock
     feedback_delay_s: float = 600.0
     response_batch: int = 50  # response outcomes learned per published snapshot
-
-
-@dataclass(frozen=True, slots=True)
-class Person:
-    """Hidden truth about one customer."""
-
-    id: str
-    buy: float
-    churn: float
-    favourite: str
-    respond: Mapping[str, float]
+    contextual: bool = True  # baton learns its response models with the decision's features
+    playbook: Path = WORLD_PLAYBOOK  # or pipeline.playbook.DEFAULT_PATH
 
 
 @dataclass
@@ -100,6 +115,8 @@ class Result:
     responses: int = 0
     conversions: int = 0
     reward: float = 0.0
+    decisions: int = 0
+    candidates: int = 0  # summed over the decisions that chose an action
     by_action: dict[str, int] = field(default_factory=dict)
     hourly_reward: list[float] = field(default_factory=list)
 
@@ -112,6 +129,8 @@ class Result:
             "responses": self.responses,
             "conversions": self.conversions,
             "reward": round(self.reward, 2),
+            "decisions": self.decisions,
+            "candidates_per_action": round(self.candidates / self.sent, 2) if self.sent else 0.0,
             "by_action": dict(sorted(self.by_action.items())),
             "cumulative_reward": [round(x, 2) for x in _cumsum(self.hourly_reward)],
         }
@@ -127,33 +146,6 @@ def _cumsum(xs: list[float]) -> list[float]:
 
 def _person(i: int, seed: int) -> Person:
     return person(f"w-{i:05d}", seed)
-
-
-def person(customer_id: str, seed: int) -> Person:
-    """The hidden truth about a customer, drawn from the seed and the id alone."""
-    rng = random.Random(f"{seed}-person-{customer_id}")
-    buy = min(0.9, rng.betavariate(2, 6))
-    churn = rng.betavariate(2, 5)
-    favourite = rng.choice(CATEGORIES)
-    taste = {a: math.exp(rng.gauss(0, 0.5)) for a in _BASE}
-    respond = {a: min(0.95, f(buy, churn, favourite) * taste[a]) for a, f in _BASE.items()}
-    return Person(customer_id, buy, churn, favourite, respond)
-
-
-# hidden response probability of each default action, from the customer's traits
-_BASE: Final[dict[str, Callable[[float, float, str], float]]] = {
-    "welcome_new_customer": lambda b, c, fav: 0.05 + 0.1 * b,
-    "abandoned_cart_reminder": lambda b, c, fav: 0.05 + 0.35 * b,
-    "browse_abandonment": lambda b, c, fav: 0.03 + 0.15 * b,
-    "proactive_support": lambda b, c, fav: 0.35,
-    "next_product_recommendation": lambda b, c, fav: 0.02 + 0.25 * b,
-    "loyalty_reward": lambda b, c, fav: 0.3,
-    "churn_save": lambda b, c, fav: 0.1 + 0.3 * c,
-    "cross_sell": lambda b, c, fav: 0.03 + 0.1 * b,
-    "nps_detractor_followup": lambda b, c, fav: 0.4,
-    "loan_offer": lambda b, c, fav: 0.25 if fav.startswith("finance") else 0.01,
-    "premium_offer": lambda b, c, fav: 0.04 + 0.1 * b,
-}
 
 
 def _timeline(p: Person, cfg: WorldConfig) -> list[Event]:
@@ -202,21 +194,27 @@ def _timeline(p: Person, cfg: WorldConfig) -> list[Event]:
 
 
 class _Truth:
-    """Arbitration input for the oracle: the customer's true expected response."""
+    """Arbitration input for the oracle: the customer's true expected response, in the
+    moment (``respond_p``), times the channel's open rate."""
 
-    def __init__(self, p: Person, pb: Playbook) -> None:
-        self.p = p
+    def __init__(self, p: Person, pb: Playbook, weights: Mapping[str, Any]) -> None:
+        self.p, self.weights = p, weights
         self.open = {a.id: max(OPEN_RATE[c] for c in a.channels) for a in pb.actions}
 
     def outcomes(self, action: str) -> int:
         return 1 << 30
 
-    def mean(self, action: str) -> float:
-        return self.p.respond.get(action, 0.0) * self.open.get(action, 1.0)
+    def contextual(self, action: str) -> bool:
+        return True
+
+    def mean(
+        self, action: str, x: Mapping[str, float] | None = None, base: float | None = None
+    ) -> float:
+        return respond_p(self.p, action, x, self.weights) * self.open.get(action, 1.0)
 
 
-def _playbook(policy: str) -> Playbook:
-    pb = load_file(DEFAULT_PATH)
+def _playbook(policy: str, path: Path) -> Playbook:
+    pb = load_file(path)
     if policy in ("oracle", "static"):
         return replace(pb, exploration_rate=0.0, control_share=0.0)
     if policy == "random":
@@ -230,7 +228,7 @@ def run(policy: str, cfg: WorldConfig) -> Result:
     """Replay the world with ``policy``; see the module docstring."""
     if policy not in POLICIES:
         raise ValueError(f"unknown policy {policy!r}; known: {POLICIES}")
-    pb, scfg, res = _playbook(policy), StateConfig(), Result(policy)
+    pb, scfg, res = _playbook(policy, cfg.playbook), StateConfig(), Result(policy)
     people = {p.id: p for p in (_person(i, cfg.seed) for i in range(cfg.customers))}
     learned, pending = ResponseModels(), ResponseModels()
     queue: list[tuple[float, int, str, Event | None]] = []
@@ -241,8 +239,23 @@ def run(policy: str, cfg: WorldConfig) -> Result:
             seq += 1
     heapq.heapify(queue)
     states: dict[str, CustomerState] = {}
+    weights = situation_weights(cfg.seed)
+    contextual = policy == "baton" and cfg.contextual
+    # baton: each decision's features and base propensity, until its response is learned
+    contexts: dict[str, tuple[dict[str, float], float]] = {}
+    priors = {a.id: base_propensity(a, {})[0] for a in pb.actions}
     res.hourly_reward = [0.0] * (int(cfg.days * 24) + 2)
     end = cfg.start + (cfg.days + 1) * DAY
+
+    def learn(outcomes: Any) -> None:
+        nonlocal learned
+        for o in outcomes:
+            if o.kind == "response" and policy in ("baton", "baton_beta"):
+                x, base = contexts.pop(o.decision_id, (None, None))
+                pending.learn(o.action, bool(o.success), x if contextual else None, base)
+                if pending.version - learned.version >= cfg.response_batch:
+                    learned = ResponseModels.from_snapshot(pending.snapshot())
+
     while queue:
         t, _, cid, event = heapq.heappop(queue)
         if t > end:
@@ -252,8 +265,9 @@ def run(policy: str, cfg: WorldConfig) -> Result:
             continue
         if event is not None:
             if event.event_id.startswith("fb:"):
-                s = _feedback(s, event, pb) if s is not None else s
                 if s is not None:
+                    s, outcomes = _feedback(s, event, pb)
+                    learn(outcomes)
                     states[cid] = s
                 continue
             s = apply(s, event, scfg).state
@@ -263,18 +277,20 @@ def run(policy: str, cfg: WorldConfig) -> Result:
         else:
             assert s is not None
             trigger = Trigger("timer")
-        responses: Any = _Truth(people[cid], pb) if policy == "oracle" else learned
+        responses: Any = _Truth(people[cid], pb, weights) if policy == "oracle" else learned
         if policy == "static":
             responses = None
-        d = decide(s, t, trigger, event, Inputs(pb, responses=responses))
+        x = features(s, t)
+        d = decide(s, t, trigger, event, Inputs(pb, responses=responses), x=x)
         s = d.state
-        for o in d.outcomes:
-            if o.kind == "response" and policy == "baton":
-                pending.learn(o.action, bool(o.success))
-                if pending.version - learned.version >= cfg.response_batch:
-                    learned = ResponseModels.from_snapshot(pending.snapshot())
+        learn(d.outcomes)
+        res.decisions += 1
+        res.candidates += len(d.action.explanation["arbitration"]) if d.action else 0
         if d.action is not None and d.action.group == "treatment":
-            seq = _answer(d.action, people[cid], cfg, res, queue, seq)
+            if contextual:
+                contexts[d.action.decision_id] = (x, priors[d.action.action])
+            truth = respond_p(people[cid], d.action.action, x, weights)
+            seq = _answer(d.action, people[cid], truth, cfg, res, queue, seq)
         states[cid] = s
         nxt = due_at(s, pb, t)
         if nxt is not None and nxt < end:
@@ -283,41 +299,23 @@ def run(policy: str, cfg: WorldConfig) -> Result:
     return res
 
 
-def _feedback(s: CustomerState, fb: Event, pb: Playbook) -> CustomerState:
+def _feedback(s: CustomerState, fb: Event, pb: Playbook) -> tuple[CustomerState, Any]:
+    """The state with the feedback folded in, and its outcomes (the responses to learn)."""
     kind, decision = fb.event_type, str(fb.properties["decision_id"])
     done = on_feedback(s, kind, decision, fb.event_time, pb)
-    return s if done is None else done[0]
-
-
-def channel_answer(
-    p: Person, action: str, channel: str, decision_id: str, seed: int, delay_s: float = 600.0
-) -> list[tuple[float, str]]:
-    """What the customer does with an action, as the channel service reports it:
-    ``[(seconds after the decision, feedback type)]``. Shown at the channel's open rate;
-    then a click with the customer's hidden response probability, else a dismissal for
-    three in ten (most people ignore what they skip). Seeded by the decision id.
-
-    >>> channel_answer(person("c-1", 1), "loyalty_reward", "sms", "d" * 32, 1)[0]
-    (60.0, 'impression')
-    """
-    if uniform(seed, decision_id, "open") >= OPEN_RATE.get(channel, 0.5):
-        return []  # never seen: no feedback at all
-    out = [(60.0, "impression")]
-    if uniform(seed, decision_id, "respond") < p.respond.get(action, 0.0):
-        out.append((delay_s, "click"))
-    elif uniform(seed, decision_id, "dismiss") < 0.3:
-        out.append((delay_s, "dismiss"))
-    return out
+    return (s, ()) if done is None else done
 
 
 def _answer(
-    action: Any, p: Person, cfg: WorldConfig, res: Result, queue: list[Any], seq: int
+    action: Any, p: Person, truth: float, cfg: WorldConfig, res: Result, queue: list[Any], seq: int
 ) -> int:
-    """Play the channel service: show, answer, maybe buy; queue the feedback."""
+    """Play the channel service: show, answer (with the customer's probability in the
+    moment, ``truth``), maybe buy; queue the feedback."""
     res.sent += 1
     res.by_action[action.action] = res.by_action.get(action.action, 0) + 1
     t, did = action.decided_at, action.decision_id
-    answer = channel_answer(p, action.action, action.channel, did, cfg.seed, cfg.feedback_delay_s)
+    delay = cfg.feedback_delay_s
+    answer = channel_answer(p, action.action, action.channel, did, cfg.seed, delay, truth)
     res.shown += bool(answer)
     responded = any(kind == "click" for _, kind in answer)
     fb = [(t + dt, kind) for dt, kind in answer]

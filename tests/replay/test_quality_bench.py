@@ -15,7 +15,7 @@ def test_quality_bench_smoke(tmp_path: Path) -> None:
     doc = json.loads(out.read_text())
     runs, r = doc["runs"], doc["results"]
     assert sorted(runs) == ["11", "12", "13"] and doc["config"]["seeds"] == [11, 12, 13]
-    assert set(r) == {"baton", "oracle", "static", "random", "control"}
+    assert set(r) == {"baton", "baton_beta", "oracle", "static", "random", "control"}
     for world in runs.values():
         assert world["control"]["sent"] == 0 and world["control"]["reward"] == 0
         for name, x in world.items():
