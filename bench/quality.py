@@ -93,6 +93,10 @@ def aggregate(runs: dict[int, dict[str, dict[str, Any]]]) -> dict[str, dict[str,
             k: round(statistics.fmean(x[k] for x in per), 1)
             for k in ("events", "sent", "shown", "responses", "conversions")
         }
+        # eligible, allowed actions when one is chosen: above 1, the choice matters
+        r["candidates_per_action"] = round(
+            statistics.fmean(x["candidates_per_action"] for x in per), 2
+        )
         figures = {
             "reward": [x["reward"] for x in per],
             "share_of_oracle": [
@@ -160,11 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     results = aggregate(runs)
     print(f"{len(cfgs)} worlds (seeds {cfgs[0].seed}-{cfgs[-1].seed}), {args.customers} "
           f"customers, {args.days:g} days; mean [95 % interval] over the worlds")  # fmt: skip
-    print(f"{'policy':<8} {'sent':>8} {'resp':>7} {'conv':>7}  {'reward':<26} "
+    print(f"{'policy':<10} {'sent':>8} {'resp':>7} {'conv':>7}  {'reward':<26} "
           f"{'of oracle':<24} {'vs static':<24} conv vs none")  # fmt: skip
     for name, r in results.items():
         print(
-            f"{name:<8} {r['sent']:>8.0f} {r['responses']:>7.0f} {r['conversions']:>7.0f}  "
+            f"{name:<10} {r['sent']:>8.0f} {r['responses']:>7.0f} {r['conversions']:>7.0f}  "
             f"{_pm(r, 'reward', '.0f'):<26} {_pm(r, 'share_of_oracle', '.1%'):<24} "
             f"{_pm(r, 'vs_static', '.3f'):<24} {_pm(r, 'conversion_lift_vs_none', '+.1%')}"
         )
