@@ -42,7 +42,7 @@ lint: setup ## ruff lint and format check
 typecheck: setup ## mypy strict on schemas/, pipeline/ and agents/
 	.venv/bin/mypy
 
-bench: setup ## run every benchmark (about 18 minutes); JSON, PNG and summary.md in bench/results
+bench: setup ## run every benchmark (about 25 minutes); JSON, PNG and summary.md in bench/results
 	.venv/bin/python -m bench
 
 bench-latency: setup ## latency paced by a separate process: p50/p95/p99/max and the worst second, PNG
