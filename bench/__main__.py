@@ -43,7 +43,7 @@ QUICK = {
     ],
     "memory": ["--sizes", "100", "200"],
     "scoring": ["--events", "300"],
-    "quality": ["--customers", "40", "--days", "1"],
+    "quality": ["--customers", "40", "--days", "1", "--seeds", "2"],
 }
 
 

@@ -11,7 +11,9 @@ worlds: mean actions sent, responses and conversions (purchases, natural and ind
 the reward (the value of the actions responded to), its share of the oracle's reward,
 its ratio to static rules' and conversions against no action, each as the mean with a
 95 % interval (Student's t over the worlds; ratios are taken within each world).
-``--json`` writes the aggregates, each world's figures and mean cumulative reward per
+``--playbook`` runs every policy under another playbook than the world's
+(``pipeline/default_playbook.yaml``: Baton's default journeys). ``--json`` writes the
+aggregates, each world's figures and mean cumulative reward per
 simulated hour; ``--png`` plots cumulative reward and regret (oracle's reward minus the
 policy's) over time.
 """
@@ -32,7 +34,7 @@ from typing import Any
 from scipy import stats
 
 from bench.common import save
-from pipeline.world import POLICIES, WorldConfig, run
+from pipeline.world import POLICIES, WORLD_PLAYBOOK, WorldConfig, run
 
 __all__ = ["main", "plot"]
 
@@ -145,11 +147,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=11, help="the first world's seed")
     ap.add_argument("--seeds", type=int, default=5, help="worlds: --seed, --seed + 1, ...")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes")
+    ap.add_argument(
+        "--playbook", type=Path, default=WORLD_PLAYBOOK,
+        help="the playbook every policy runs (default: the world's; or Baton's default one)",
+    )  # fmt: skip
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--png", type=Path, default=None)
     args = ap.parse_args(argv)
     cfgs = [
-        WorldConfig(customers=args.customers, days=args.days, seed=args.seed + i)
+        WorldConfig(args.customers, args.days, args.seed + i, playbook=args.playbook)
         for i in range(args.seeds)
     ]
     jobs = [(policy, cfg) for cfg in cfgs for policy in POLICIES]
