@@ -164,6 +164,19 @@ def uniform(*parts: object) -> float:
     return int.from_bytes(h, "big") / 2.0**64
 
 
+def _timer_basis(state: CustomerState, pb: Playbook, now: float) -> str:
+    """A timer decision's basis: when its customer fell due (the latest idle recheck or
+    expiry at or before ``now``) and the decision standing then, not the clock. A worker
+    that decides again after a crash (the first decision sent, its state not yet in the
+    changelog) gives the same decision the same id; the clock is the basis only when
+    nothing fell due (a label's horizon)."""
+    la = state.last_action
+    dues = [state.last_seen + d for d in pb.recheck_after_idle_s if state.last_seen + d <= now]
+    if la is not None and la.expires_at <= now:
+        dues.append(la.expires_at)
+    return f"due:{max(dues) if dues else now!r}|{la.decision_id if la is not None else ''}"
+
+
 def decision_id(customer_id: str, action: str, basis: str) -> str:
     """Deterministic id: the same decision, redelivered or replayed, has the same id."""
     text = f"{customer_id}|{action}|{basis}"
@@ -346,7 +359,7 @@ def decide(
     cands, matched, dropped, refused = _candidates(state, now, ctx, _in_cel(ctx, pb), inp, x)
     if not cands:
         return Decision(state, None, tuple(outcomes))
-    basis = trigger.event_id if trigger.event_id is not None else repr(now)
+    basis = trigger.event_id if trigger.event_id is not None else _timer_basis(state, pb, now)
     chosen, near, explored, p = _explore(cands, pb, (state.customer_id, basis))
     standing = _live(state, now)
     if standing is not None and any(c.spec.id == standing.action for c in near):

@@ -104,7 +104,8 @@ def test_eligibility_arbitration_and_explanation() -> None:
         "items": [{"product_id": "p", "quantity": 3, "price": 4.0}],
         "cart_value": 12.0,
     }
-    assert a.decision_id == decision_id("c1", "cart", repr(t + 31 * MIN))
+    # a timer decision's id: when the customer fell due (idle 30 min) and what stood then
+    assert a.decision_id == decision_id("c1", "cart", f"due:{t + 30 * MIN!r}|")
     assert d.state.contacts.sent[-1].decision_id == a.decision_id
 
 
@@ -203,6 +204,20 @@ def test_feedback_exposure_acceptance_and_response_model() -> None:
     assert d2.action is not None
     terms = d2.action.explanation["arbitration"]["cart"]
     assert (terms["propensity_source"], terms["propensity"]) == ("response_model", 0.6)
+
+
+def test_a_timer_decision_made_again_keeps_its_id() -> None:
+    """A worker killed after a timer decision was sent but before its state reached the
+    changelog decides again from the older state, later: the same decision, the same
+    id. The next decision, from the new state, gets another."""
+    t, pb = noon(), pb_with()
+    s = cart_state(t)
+    first = decide(s, t + 31 * MIN, Trigger("timer"), None, Inputs(pb))
+    again = decide(s, t + 47 * MIN, Trigger("timer"), None, Inputs(pb))
+    assert first.action is not None and again.action is not None
+    assert again.action.decision_id == first.action.decision_id
+    later = decide(first.state, t + 25 * HOUR, Trigger("timer"), None, Inputs(pb))
+    assert later.action is not None and later.action.decision_id != first.action.decision_id
 
 
 def test_shown_but_unanswered_is_a_failure_when_superseded() -> None:
