@@ -79,7 +79,7 @@ def worker(create_topics: bool) -> None:
         asyncio.run(make_topics(settings))
     asyncio.set_event_loop(asyncio.new_event_loop())
     baton = create_app(settings)
-    runtime.install()  # Baton's fetch loop (agents.runtime.drain), at start, not at build
+    runtime.install(settings.fetch_wait_s)  # Baton's fetch loop, at start, not at build
     w = _worker_class()(baton.app, loglevel=settings.log_level.upper())
     heap.watch(baton.metrics)
     frozen = heap.tune(settings.gc_thresholds, settings.gc_freeze)

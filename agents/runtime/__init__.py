@@ -115,11 +115,13 @@ def missing_codecs() -> list[str]:
     return [c for c in CODECS if not getattr(codec, f"has_{c}")()]
 
 
-def install() -> None:
-    """Use Baton's per-fetch loop in every Faust consumer of this process."""
+def install(fetch_wait_s: float = 0.0) -> None:
+    """Use Baton's per-fetch loop in every Faust consumer of this process, each fetch
+    held by the broker for up to ``fetch_wait_s`` for more records
+    (``BATON_FETCH_WAIT_S``)."""
     from agents.runtime import drain
 
-    drain.install()
+    drain.install(fetch_wait_s)
 
 
 def uninstall() -> None:

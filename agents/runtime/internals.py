@@ -47,6 +47,10 @@ PRIVATE: tuple[tuple[str, str], ...] = (
     ("faust.transport.drivers.aiokafka:AIOKafkaConsumerThread", "_ensure_consumer"),
     ("faust.transport.drivers.aiokafka:Producer", "_ensure_producer"),  # producer access
     ("aiokafka.consumer.consumer:AIOKafkaConsumer", "_client"),  # cluster metadata
+    # drain: the fetch wait, set on the consumer Faust builds, read by aiokafka at start
+    ("faust.transport.drivers.aiokafka:AIOKafkaConsumerThread", "_create_worker_consumer"),
+    ("aiokafka.consumer.consumer:AIOKafkaConsumer", "_fetch_min_bytes"),
+    ("aiokafka.consumer.consumer:AIOKafkaConsumer", "_fetch_max_wait_ms"),
     ("mode.utils.queues:FlowControlEvent", "_queues"),  # stalls: stream buffers
 )
 

@@ -108,6 +108,28 @@ def test_install_replaces_faust_loop_and_uninstall_restores_it() -> None:
     assert FaustConsumer._drain_messages is original
 
 
+async def test_a_fetch_wait_reaches_the_consumer_faust_builds(monkeypatch) -> None:
+    """``install(wait)`` wraps Faust's worker-consumer factory so that the broker holds
+    each fetch up to ``wait`` for ``FETCH_MIN_BYTES``; without a wait Faust's factory
+    stays (its minimum of one byte)."""
+    from aiokafka import AIOKafkaConsumer
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread as Thread
+
+    built = AIOKafkaConsumer(bootstrap_servers="127.0.0.1:9")  # never started
+    monkeypatch.setattr(drain, "_create_consumer", lambda self, transport: built)
+    original = Thread._create_worker_consumer
+    try:
+        drain.install(0.025)
+        assert Thread._create_worker_consumer(None, None) is built
+        assert (built._fetch_min_bytes, built._fetch_max_wait_ms) == (65536, 25)
+        drain.install(0.0)
+        assert Thread._create_worker_consumer is drain._create_consumer
+    finally:
+        monkeypatch.undo()
+        drain.uninstall()
+    assert Thread._create_worker_consumer is original
+
+
 class Fetching:
     """A consumer for the whole loop: ``getmany`` follows a script of fetches, where an
     exception is a failed fetch; the loop stops when the script ends."""

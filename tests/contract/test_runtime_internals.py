@@ -64,6 +64,19 @@ def test_adapted_functions_are_unchanged_upstream(owner: str, name: str, digest:
     )
 
 
+def test_aiokafka_hands_the_fetch_wait_to_its_fetcher() -> None:
+    """The fetch wait is set on the consumer before it starts (drain.fetched_together):
+    aiokafka must still build its fetcher from those two attributes."""
+    from aiokafka import AIOKafkaConsumer
+
+    source = inspect.getsource(AIOKafkaConsumer.start)
+    for arg in (
+        "fetch_min_bytes=self._fetch_min_bytes",
+        "fetch_max_wait_ms=self._fetch_max_wait_ms",
+    ):
+        assert arg in source, f"AIOKafkaConsumer.start no longer passes {arg}"
+
+
 def test_the_signatures_the_runtime_calls() -> None:
     from aiokafka import AIOKafkaProducer
     from faust.stores.base import Store
