@@ -30,6 +30,7 @@ from bench.throughput import (
     SETTLE_S,
     cpu_s,
     latency,
+    mark,
     pct,
     preload,
     processed_rate,
@@ -77,10 +78,10 @@ async def drain(
     proc = start(tree, env, workdir / f"worker-{tag}-{s.topic_prefix}log")
     try:
         await asyncio.to_thread(wait_healthy, port, proc)
-        ready, c0 = time.perf_counter(), cpu_s(proc.pid)
-        eps = await processed_rate([port], "baton_events_processed_total", n, ready)
+        began = await mark([port], "baton_events_processed_total", [proc.pid])
+        eps, counted = await processed_rate([port], "baton_events_processed_total", n, began)
         await asyncio.sleep(SETTLE_S)
-        return eps, (cpu_s(proc.pid) - c0) / n * 1e6, proc, s
+        return eps, (cpu_s(proc.pid) - began.cpu) / counted * 1e6, proc, s
     except BaseException:
         stop_worker(proc)
         raise
