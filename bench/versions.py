@@ -77,8 +77,8 @@ async def drain(
     env = worker_env(s, port, workdir / f"data-{s.topic_prefix}")
     proc = start(tree, env, workdir / f"worker-{tag}-{s.topic_prefix}log")
     try:
-        await asyncio.to_thread(wait_healthy, port, proc)
         began = await mark([port], "baton_events_processed_total", [proc.pid])
+        await asyncio.to_thread(wait_healthy, port, proc)
         eps, counted = await processed_rate([port], "baton_events_processed_total", n, began)
         await asyncio.sleep(SETTLE_S)
         return eps, (cpu_s(proc.pid) - began.cpu) / counted * 1e6, proc, s
