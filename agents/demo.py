@@ -228,7 +228,10 @@ async def _drive(
         f"\nsent {feed.result()} messages; actions: {_fmt(tally.actions)}; "
         f"dead letters: {_fmt(tally.dead)}"
     )
-    print(f"feedback from the simulated channels: {_fmt(channels.sent)}")
+    print(
+        f"feedback from the simulated channels: {_fmt(channels.sent)} "
+        f"({channels.in_moment} actions answered in the moment they were decided in)"
+    )
     print(f"journeys: {_kpis(await asyncio.to_thread(scrape, web_port))}")
     if tally.sample:
         print("one action:", orjson.dumps(tally.sample, option=orjson.OPT_INDENT_2).decode())

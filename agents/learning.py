@@ -3,7 +3,10 @@
 Examples arrive on ``training-examples`` keyed by intent, so each intent's examples
 land on one partition and one worker learns them. Response outcomes (feedback joined to
 its decision) arrive there too, keyed ``response``, and update the per-action response
-models, published the same way. A learner starts from the newest
+models, published the same way: each action sent is announced there first (a
+``decision`` example with its features and base propensity), and an outcome that names
+a decision still remembered (``DecisionContexts``, the last 100,000) trains the
+action's contextual model as well as its Beta. A learner starts from the newest
 published snapshot (as loaded by the worker's model registry), never from scratch
 when one exists, and publishes to the compacted ``models`` topic, which every worker
 (itself included) follows.
@@ -22,7 +25,7 @@ from agents.models import ModelRegistry
 from agents.settings import Settings
 from pipeline.learning import Learner
 from pipeline.models import IntentModel, sign
-from pipeline.response import ResponseModels
+from pipeline.response import DecisionContexts, ResponseModels
 
 __all__ = ["Learners"]
 
@@ -37,22 +40,30 @@ class Learners:
         self.registry, self.models_topic = registry, models_topic
         self.learners: dict[str, Learner] = {}
         self.responses: ResponseModels | None = None
+        self.contexts = DecisionContexts()
         self._resp_since, self._resp_last = 0, 0.0
 
     async def agent(self, stream: faust.StreamT[bytes]) -> None:
         """Learn labelled examples, measuring the scores served for them; publish signed
         snapshots when due."""
         async for ev in stream.events():
-            ex = orjson.loads(ev.value)
-            if ex.get("kind") == "response":
-                await self._response(ex["action"], bool(ex["y"]))
-                continue
-            intent, y = ex["intent"], bool(ex["y"])
-            learner = self.learners.get(intent) or self._start(intent)
-            learner.learn(ex["x"], y, ex.get("served"))
-            self.metrics.examples.labels(intent, str(y).lower()).inc()
-            if learner.snapshot_due(time.time()):
-                await self._publish(intent, learner)
+            await self.one(orjson.loads(ev.value))
+
+    async def one(self, ex: dict[str, Any]) -> None:
+        """One message of ``training-examples`` (``schemas/training-example.v1.json``)."""
+        kind = ex.get("kind")
+        if kind == "decision":
+            self.contexts.add(ex["decision_id"], ex["x"], float(ex["base"]))
+            return
+        if kind == "response":
+            await self._response(ex)
+            return
+        intent, y = ex["intent"], bool(ex["y"])
+        learner = self.learners.get(intent) or self._start(intent)
+        learner.learn(ex["x"], y, ex.get("served"))
+        self.metrics.examples.labels(intent, str(y).lower()).inc()
+        if learner.snapshot_due(time.time()):
+            await self._publish(intent, learner)
 
     async def publish_due(self, now: float) -> None:
         """Publish every learner whose snapshot interval has passed (called by the timer)."""
@@ -62,10 +73,13 @@ class Learners:
         if self._resp_since and now - self._resp_last >= self.settings.snapshot_interval_s:
             await self._publish_responses(now)
 
-    async def _response(self, action: str, y: bool) -> None:
+    async def _response(self, ex: dict[str, Any]) -> None:
         if self.responses is None:  # start from what every worker has loaded
             self.responses = ResponseModels.from_snapshot(self.registry.responses.snapshot())
-        self.responses.learn(action, y)
+        y, context = bool(ex["y"]), self.contexts.take(ex.get("decision_id"))
+        x, base = context if context is not None else (None, None)
+        self.responses.learn(ex["action"], y, x, base)
+        self.metrics.response_contexts.labels(str(context is not None).lower()).inc()
         self.metrics.examples.labels("response", str(y).lower()).inc()
         self._resp_since += 1
         if self._resp_since >= self.settings.snapshot_every:

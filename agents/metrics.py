@@ -55,6 +55,7 @@ class Metrics:
     model_version: Gauge
     snapshot_time: Gauge
     examples: Counter
+    response_contexts: Counter
     model_quality: Gauge
     model_training_quality: Gauge
     snapshots_published: Counter
@@ -142,6 +143,13 @@ class Metrics:
                 f"{prefix}_training_examples",
                 "Labelled examples learned, by intent and label.",
                 ["intent", "label"],
+                registry=registry,
+            ),
+            response_contexts=Counter(
+                f"{prefix}_response_contexts",
+                "Response outcomes learned, by whether their decision's features were found "
+                "(joined=true: the contextual model learned it too; false: the Beta only).",
+                ["joined"],
                 registry=registry,
             ),
             model_quality=Gauge(

@@ -41,7 +41,15 @@ from river import compose, proba
 
 from pipeline.models import SnapshotError, load_logit_params, logit_params, logit_pipeline
 
-__all__ = ["CONTEXT_LR", "CONTEXT_MIN", "FORMAT", "ResponseModels", "base_logit", "lift"]
+__all__ = [
+    "CONTEXT_LR",
+    "CONTEXT_MIN",
+    "FORMAT",
+    "DecisionContexts",
+    "ResponseModels",
+    "base_logit",
+    "lift",
+]
 
 FORMAT: Final = "baton.response.v1"
 CONTEXT_MIN: Final = 50  # outcomes an action's contextual model learns before it is used
@@ -143,6 +151,37 @@ class ResponseModels:
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise SnapshotError(f"malformed snapshot: {exc!r}") from exc
         return rm
+
+
+class DecisionContexts:
+    """The features and base propensity of each recent decision, by decision id, so the
+    learner can join an outcome to the situation it was decided in (the worker sends a
+    ``decision`` example for each action it sends, then a ``response`` example naming
+    the decision when the outcome is known). Bounded: past ``size`` decisions the oldest
+    is forgotten, and its outcome then trains the action's Beta only.
+
+    >>> j = DecisionContexts(size=2)
+    >>> j.add("d1", {"cart_value": 1.0}, 0.2); j.add("d2", {}, 0.1); j.add("d3", {}, 0.3)
+    >>> j.take("d1"), j.take("d3"), j.take("d3"), len(j)
+    (None, ({}, 0.3), None, 1)
+    """
+
+    def __init__(self, size: int = 100_000) -> None:
+        self.size = size
+        self._by_id: dict[str, tuple[Mapping[str, float], float]] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def add(self, decision_id: str, x: Mapping[str, float], base: float) -> None:
+        by_id = self._by_id
+        by_id[decision_id] = (x, base)
+        if len(by_id) > self.size:  # dicts keep insertion order: the oldest goes
+            del by_id[next(iter(by_id))]
+
+    def take(self, decision_id: str | None) -> tuple[Mapping[str, float], float] | None:
+        """The decision's (features, base propensity), forgotten once taken."""
+        return None if decision_id is None else self._by_id.pop(decision_id, None)
 
 
 def _row(x: Mapping[str, float], base: float | None) -> dict[str, float]:

@@ -47,7 +47,7 @@ from pipeline.messages import (
 )
 from pipeline.outcomes import Outcome, on_feedback
 from pipeline.playbook import Playbook
-from pipeline.policy import Decision, Inputs, Trigger, decide, due_at
+from pipeline.policy import Action, Decision, Inputs, Trigger, base_propensity, decide, due_at
 from pipeline.privacy import ERASE, erasure_record, expired
 from pipeline.response import ResponseModels
 from pipeline.state import CustomerState, StateConfig
@@ -173,7 +173,7 @@ def _on_event(
     served = {i: (p, scores[1][i]) for i, p in scores[0].items() if i in scores[1]}
     labelled, examples = label_event(state, applied.state, event, cfg.labels, x, served)
     decision = _decide(labelled, t, Trigger("event", event.event_id), event, inp, x, scores)
-    return _commit(key, decision, examples, inp, t, counts=(f"event:{event.event_type}",))
+    return _commit(key, decision, examples, inp, t, counts=(f"event:{event.event_type}",), x=x)
 
 
 def _decide(
@@ -193,10 +193,11 @@ def _decide(
 def _on_tick(key: bytes, state: CustomerState, m: Tick, inp: StepInputs) -> Step:
     now = m.at
     labelled, examples = label_timeout(state, now, inp.config.labels)
-    decision = _decide(labelled, now, Trigger("timer"), None, inp, features(labelled, now))
+    x = features(labelled, now)
+    decision = _decide(labelled, now, Trigger("timer"), None, inp, x)
     if decision.action is None and not examples and not decision.outcomes:
         return Step(state, reschedule=True, due=due(state, inp, now))
-    return _commit(key, decision, examples, inp, now)
+    return _commit(key, decision, examples, inp, now, x=x)
 
 
 def _on_feedback(
@@ -273,6 +274,7 @@ def _commit(
     now: float,
     dead: tuple[Dead, ...] = (),
     counts: tuple[str, ...] = (),
+    x: Mapping[str, float] | None = None,
 ) -> Step:
     """Write the state once, send the action (if any) and the examples, reschedule."""
     state = decision.state
@@ -282,6 +284,8 @@ def _commit(
     if action is not None:
         topic = "actions" if action.group == "treatment" else "holdout"
         sends.append(Send(topic, key, orjson.dumps(action.to_dict())))
+        if action.group == "treatment" and x is not None:
+            sends.append(Send("training-examples", b"response", _context(action, x, inp)))
     sends += [Send("training-examples", b"response", r) for r in _responses(decision.outcomes)]
     when = due(state, inp, now)
     return Step(state, True, decision, tuple(sends), dead, True, when, counts)
@@ -291,10 +295,23 @@ def _dumps(ex: Example) -> bytes:
     return orjson.dumps(ex.to_dict())
 
 
+def _context(action: Action, x: Mapping[str, float], inp: StepInputs) -> bytes:
+    """A decision example: the features and base propensity an action was sent with, for
+    the learner to join with its outcome (``pipeline.response.DecisionContexts``)."""
+    spec = next((a for a in inp.playbook.actions if a.id == action.action), None)
+    base = base_propensity(spec, action.explanation["scores"])[0] if spec else 0.5
+    doc = {"kind": "decision", "decision_id": action.decision_id, "action": action.action}
+    return orjson.dumps({**doc, "x": x, "base": base})
+
+
 def _responses(outcomes: tuple[Outcome, ...]) -> list[bytes]:
-    """The response examples for the learner (``schemas/training-example.v1.json``)."""
+    """The response examples for the learner (``schemas/training-example.v1.json``),
+    naming their decision when it is known."""
     return [
-        orjson.dumps({"kind": "response", "action": o.action, "y": bool(o.success)})
+        orjson.dumps(
+            {"kind": "response", "action": o.action, "y": bool(o.success)}
+            | ({"decision_id": o.decision_id} if o.decision_id else {})
+        )
         for o in outcomes
         if o.kind == "response"
     ]

@@ -34,6 +34,8 @@ def test_demo_runs_and_prints_actions() -> None:
     # the simulated channels answered, and the loop closed: exposures, responses learned
     fb = re.search(r"^feedback from the simulated channels: .*impression=(\d+)", out, re.M)
     assert fb and int(fb.group(1)) > 0, out
+    moment = re.search(r"\((\d+) actions answered in the moment they were decided in\)", out)
+    assert moment and int(moment.group(1)) > 0, out  # the players read the decision examples
     kpis = re.search(r"^journeys: decisions treatment=(\d+) .* exposures=(\d+)", out, re.M)
     assert kpis and int(kpis.group(1)) > 0 and int(kpis.group(2)) > 0, out
     assert "stopped worker and broker" in out

@@ -69,9 +69,11 @@ class Shop:
         return [d["reason"] for d in self.run.values("events.deadletter")]
 
     def examples(self) -> list[tuple[str, str, bool]]:
+        """Intent and response examples (not the decision examples they join with)."""
         return [
             (e.get("intent", "response"), e.get("customer_id") or e["action"], e["y"])
             for e in self.run.values("training-examples")
+            if e.get("kind") != "decision"
         ]
 
     def metric(self, name: str, **labels: str) -> float:
@@ -226,6 +228,52 @@ def test_feedback_joins_its_decision(tmp_path: Path) -> None:
     shop.ev("f-2", "survey_response", topic="service", nps=1)
     shop.ev("f-2", "page_view", url="/")
     assert shop.actions()["f-2"].count("nps_detractor_followup") == 1
+
+
+async def test_the_learner_joins_an_outcome_with_the_features_of_its_decision(
+    tmp_path: Path,
+) -> None:
+    """Each action sent is announced on ``training-examples`` with its features and base
+    propensity; its outcome names the decision; the learner joins the two, so the
+    action's contextual model learns it (``baton_response_contexts_total``)."""
+    import jsonschema_rs
+
+    from agents.learning import Learners
+    from agents.metrics import Metrics
+    from agents.models import ModelRegistry
+    from schemas import load
+
+    shop = Shop(tmp_path)
+    shop.ev("j-1", "outage_notice", topic="service")
+    (a,) = [a for a in shop.run.values("actions") if a["customer_id"] == "j-1"]
+    for kind, n in (("impression", 1), ("click", 2)):
+        shop.send("feedback", b"j-1", _feedback(a, kind, n, T + n))
+    docs = [e for e in shop.run.values("training-examples") if "kind" in e]
+    mine = [e for e in docs if e["decision_id"] == a["decision_id"]]
+    assert [(e["kind"], e["action"]) for e in mine] == [
+        ("decision", "proactive_support"),
+        ("response", "proactive_support"),
+    ]
+    decision, response = mine
+    assert decision["x"]["session_events"] >= 1 and 0 < decision["base"] < 1, decision
+    assert response["y"] is True
+    validator = jsonschema_rs.validator_for(load("training-example.v1"))
+    for doc in docs:
+        validator.validate(doc)
+
+    s, registry = Settings(snapshot_every=10**6), CollectorRegistry()
+    metrics = Metrics.create(registry)
+    learners = Learners(s, metrics, ModelRegistry(s, metrics), models_topic=None)
+    orphan = {"kind": "response", "action": "proactive_support", "y": False}
+    for doc in (*docs, orphan):
+        await learners.one(doc)
+    rm = learners.responses
+    assert rm is not None and rm.outcomes("proactive_support") == 2
+    assert rm.context["proactive_support"][1] == [1]  # the joined one only
+    joined = "baton_response_contexts_total"
+    assert registry.get_sample_value(joined, {"joined": "true"}) == 1
+    assert registry.get_sample_value(joined, {"joined": "false"}) == 1
+    assert len(learners.contexts) == len([d for d in docs if d["kind"] == "decision"]) - 1
 
 
 def test_duplicates_and_late_events(tmp_path: Path) -> None:

@@ -236,6 +236,8 @@ async def test_feedback_joins_its_decision(kafka, prefix, start_worker, tmp_path
     assert m["baton_training_examples_total"][(("intent", "response"), ("label", "true"))] == 1
     assert m["baton_training_examples_total"][(("intent", "response"), ("label", "false"))] == 1
     assert m["baton_model_version"][(("intent", "response"),)] == 2
+    # each joined with the features its decision was sent with: the contextual models
+    assert m["baton_response_contexts_total"][(("joined", "true"),)] == 2
 
     # the dismissed action rests: the same need, later, does not bring it back
     shop.msgs.clear()

@@ -54,6 +54,10 @@ async def test_examples_learner_snapshot_reload(kafka, prefix, start_worker) -> 
     examples = await read_until(
         kafka.bootstrap, [f"{prefix}training-examples"], enough, timeout=90, grace=2
     )
+    # the actions sent are announced for the response learner (keyed response, no feedback)
+    announced = [orjson.loads(r.value) for r in examples if r.key == b"response"]
+    assert all(d["kind"] == "decision" for d in announced)
+    examples = [r for r in examples if r.key != b"response"]
     docs = [orjson.loads(r.value) for r in examples]
     purchase = [d for d in docs if d["intent"] == "purchase"]
     churn = [d for d in docs if d["intent"] == "churn"]
