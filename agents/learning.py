@@ -15,6 +15,7 @@ when one exists, and publishes to the compacted ``models`` topic, which every wo
 from __future__ import annotations
 
 import time
+from collections import deque
 from typing import Any
 
 import faust
@@ -23,7 +24,7 @@ import orjson
 from agents.metrics import Metrics
 from agents.models import ModelRegistry
 from agents.settings import Settings
-from pipeline.learning import Learner
+from pipeline.learning import Learner, served_quality
 from pipeline.models import IntentModel, sign
 from pipeline.response import DecisionContexts, ResponseModels
 
@@ -41,6 +42,8 @@ class Learners:
         self.learners: dict[str, Learner] = {}
         self.responses: ResponseModels | None = None
         self.contexts = DecisionContexts()
+        # (propensity arbitration used, outcome) of the last 10,000 joined outcomes
+        self.response_served: deque[tuple[float, bool]] = deque(maxlen=10_000)
         self._resp_since, self._resp_last = 0, 0.0
 
     async def agent(self, stream: faust.StreamT[bytes]) -> None:
@@ -53,7 +56,7 @@ class Learners:
         """One message of ``training-examples`` (``schemas/training-example.v1.json``)."""
         kind = ex.get("kind")
         if kind == "decision":
-            self.contexts.add(ex["decision_id"], ex["x"], float(ex["base"]))
+            self.contexts.add(ex["decision_id"], ex["x"], float(ex["base"]), ex.get("served"))
             return
         if kind == "response":
             await self._response(ex)
@@ -77,8 +80,10 @@ class Learners:
         if self.responses is None:  # start from what every worker has loaded
             self.responses = ResponseModels.from_snapshot(self.registry.responses.snapshot())
         y, context = bool(ex["y"]), self.contexts.take(ex.get("decision_id"))
-        x, base = context if context is not None else (None, None)
+        x, base, served = context if context is not None else (None, None, None)
         self.responses.learn(ex["action"], y, x, base)
+        if served is not None:
+            self.response_served.append((served, y))
         self.metrics.response_contexts.labels(str(context is not None).lower()).inc()
         self.metrics.examples.labels("response", str(y).lower()).inc()
         self._resp_since += 1
@@ -90,6 +95,8 @@ class Learners:
         self._resp_since, self._resp_last = 0, now
         raw = sign(self.responses.snapshot(), self.registry.key)
         await self.models_topic.send(key=b"response", value=raw)
+        for name, value in served_quality(self.response_served).items():
+            self.metrics.model_quality.labels("response", name).set(value)
         self.metrics.snapshots_published.labels("response").inc()
 
     def _start(self, intent: str) -> Learner:

@@ -156,7 +156,8 @@ class Metrics:
                 f"{prefix}_model_quality",
                 "Quality of the scores the workers served, measured when their labels were "
                 "known, over the last 10,000 examples with a served score: roc_auc, pr_auc, "
-                "log_loss, calibration_error (set at each snapshot).",
+                "log_loss, calibration_error (set at each snapshot); intent=response: the "
+                "propensities arbitration used for the actions sent, against their outcomes.",
                 ["intent", "metric"],
                 registry=registry,
             ),

@@ -23,13 +23,31 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pipeline.evaluation import auc, average_precision, calibration_error, log_loss
 from pipeline.models import IntentModel
 
-__all__ = ["Learner"]
+__all__ = ["Learner", "served_quality"]
+
+
+def served_quality(served: Sequence[tuple[float, bool]]) -> dict[str, float]:
+    """ROC-AUC, PR-AUC, log-loss and the calibration error of (score served, label)
+    pairs (NaN until there is a pair with each label).
+
+    >>> q = served_quality([(0.9, True), (0.2, False), (0.6, True), (0.4, False)])
+    >>> q["roc_auc"], q["pr_auc"]
+    (1.0, 1.0)
+    """
+    scores, labels = [p for p, _ in served], [y for _, y in served]
+    nan = float("nan")
+    return {
+        "roc_auc": auc(scores, labels),
+        "pr_auc": average_precision(scores, labels),
+        "log_loss": log_loss(scores, labels) if labels else nan,
+        "calibration_error": calibration_error(scores, labels),
+    }
 
 
 class Learner:
@@ -62,16 +80,8 @@ class Learner:
         self._since += 1
 
     def metrics(self) -> dict[str, float]:
-        """Quality of the served scores over the window: ROC-AUC, PR-AUC, log-loss and
-        the calibration error (NaN until a served example has each label)."""
-        scores, labels = [p for p, _ in self.served], [y for _, y in self.served]
-        nan = float("nan")
-        return {
-            "roc_auc": auc(scores, labels),
-            "pr_auc": average_precision(scores, labels),
-            "log_loss": log_loss(scores, labels) if labels else nan,
-            "calibration_error": calibration_error(scores, labels),
-        }
+        """Quality of the served scores over the window (``served_quality``)."""
+        return served_quality(self.served)
 
     def training_metrics(self) -> dict[str, float]:
         """Test-then-train ROC-AUC and PR-AUC (over the window) and log-loss (since

@@ -154,33 +154,40 @@ class ResponseModels:
 
 
 class DecisionContexts:
-    """The features and base propensity of each recent decision, by decision id, so the
-    learner can join an outcome to the situation it was decided in (the worker sends a
-    ``decision`` example for each action it sends, then a ``response`` example naming
-    the decision when the outcome is known). Bounded: past ``size`` decisions the oldest
-    is forgotten, and its outcome then trains the action's Beta only.
+    """The features, base propensity and served propensity of each recent decision, by
+    decision id, so the learner can join an outcome to the situation it was decided in
+    (the worker sends a ``decision`` example for each action it sends, then a
+    ``response`` example naming the decision when the outcome is known). Bounded: past
+    ``size`` decisions the oldest is forgotten, and its outcome then trains the action's
+    Beta only.
 
     >>> j = DecisionContexts(size=2)
-    >>> j.add("d1", {"cart_value": 1.0}, 0.2); j.add("d2", {}, 0.1); j.add("d3", {}, 0.3)
+    >>> j.add("d1", {"cart_value": 1.0}, 0.2); j.add("d2", {}, 0.1); j.add("d3", {}, 0.3, 0.4)
     >>> j.take("d1"), j.take("d3"), j.take("d3"), len(j)
-    (None, ({}, 0.3), None, 1)
+    (None, ({}, 0.3, 0.4), None, 1)
     """
 
     def __init__(self, size: int = 100_000) -> None:
         self.size = size
-        self._by_id: dict[str, tuple[Mapping[str, float], float]] = {}
+        self._by_id: dict[str, tuple[Mapping[str, float], float, float | None]] = {}
 
     def __len__(self) -> int:
         return len(self._by_id)
 
-    def add(self, decision_id: str, x: Mapping[str, float], base: float) -> None:
+    def add(
+        self, decision_id: str, x: Mapping[str, float], base: float, served: float | None = None
+    ) -> None:
+        """Remember a decision; ``served``: the propensity arbitration used for it."""
         by_id = self._by_id
-        by_id[decision_id] = (x, base)
+        by_id[decision_id] = (x, base, served)
         if len(by_id) > self.size:  # dicts keep insertion order: the oldest goes
             del by_id[next(iter(by_id))]
 
-    def take(self, decision_id: str | None) -> tuple[Mapping[str, float], float] | None:
-        """The decision's (features, base propensity), forgotten once taken."""
+    def take(
+        self, decision_id: str | None
+    ) -> tuple[Mapping[str, float], float, float | None] | None:
+        """The decision's (features, base propensity, served propensity), forgotten once
+        taken."""
         return None if decision_id is None else self._by_id.pop(decision_id, None)
 
 

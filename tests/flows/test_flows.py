@@ -6,6 +6,7 @@ and training examples. No broker, no Faust worker: the same flow code the worker
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -261,9 +262,19 @@ async def test_the_learner_joins_an_outcome_with_the_features_of_its_decision(
     for doc in docs:
         validator.validate(doc)
 
-    s, registry = Settings(snapshot_every=10**6), CollectorRegistry()
-    metrics = Metrics.create(registry)
-    learners = Learners(s, metrics, ModelRegistry(s, metrics), models_topic=None)
+    served = a["explanation"]["arbitration"]["proactive_support"]["propensity"]
+    assert decision["served"] == served
+
+    class Topic:
+        def __init__(self) -> None:
+            self.sent: list[bytes] = []
+
+        async def send(self, key: bytes, value: bytes) -> None:
+            self.sent.append(key)
+
+    s, registry = Settings(snapshot_every=2), CollectorRegistry()
+    metrics, topic = Metrics.create(registry), Topic()
+    learners = Learners(s, metrics, ModelRegistry(s, metrics), models_topic=topic)
     orphan = {"kind": "response", "action": "proactive_support", "y": False}
     for doc in (*docs, orphan):
         await learners.one(doc)
@@ -273,6 +284,12 @@ async def test_the_learner_joins_an_outcome_with_the_features_of_its_decision(
     joined = "baton_response_contexts_total"
     assert registry.get_sample_value(joined, {"joined": "true"}) == 1
     assert registry.get_sample_value(joined, {"joined": "false"}) == 1
+    # the response models' quality is that of the propensities served (one pair: NaN)
+    assert list(learners.response_served) == [(served, True)] and topic.sent == [b"response"]
+    quality = {"intent": "response", "metric": "log_loss"}
+    assert registry.get_sample_value("baton_model_quality", quality) == pytest.approx(
+        -math.log(served)
+    )
     assert len(learners.contexts) == len([d for d in docs if d["kind"] == "decision"]) - 1
 
 
