@@ -46,8 +46,7 @@ class ChannelPlayer:
 
     def decided(self, example: dict[str, Any]) -> None:
         """A message of ``training-examples``: remember a decision's features."""
-        if example.get("kind") == "decision":
-            self.contexts.add(example["decision_id"], example["x"], float(example["base"]))
+        self.contexts.remember(example)
 
     def feedback(self, action: dict[str, object], now: float) -> list[tuple[float, bytes]]:
         """(when to send, feedback.v1 message) for one action."""

@@ -54,11 +54,9 @@ class Learners:
 
     async def one(self, ex: dict[str, Any]) -> None:
         """One message of ``training-examples`` (``schemas/training-example.v1.json``)."""
-        kind = ex.get("kind")
-        if kind == "decision":
-            self.contexts.add(ex["decision_id"], ex["x"], float(ex["base"]), ex.get("served"))
+        if self.contexts.remember(ex):  # a decision example, for the outcome to come
             return
-        if kind == "response":
+        if ex.get("kind") == "response":
             await self._response(ex)
             return
         intent, y = ex["intent"], bool(ex["y"])

@@ -84,7 +84,7 @@ def on_feedback(
     sent = state.contacts.find(decision)
     if sent is None:
         return None
-    spec = next((a for a in pb.actions if a.id == sent.action), None)
+    spec = pb.action(sent.action)
     journey = spec.journey if spec else ""
     out: list[Outcome] = []
     la = state.last_action

@@ -147,6 +147,10 @@ class Playbook:
     reads: Mapping[str, frozenset[str] | None] = field(default_factory=dict)
     document: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
+    def action(self, action_id: str) -> ActionSpec | None:
+        """The action with this id, None if the playbook has none."""
+        return next((a for a in self.actions if a.id == action_id), None)
+
     def to_json(self) -> bytes:
         """The document as published on the playbook topic."""
         return orjson.dumps(self.document, option=orjson.OPT_SORT_KEYS)

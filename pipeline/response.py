@@ -186,6 +186,15 @@ class DecisionContexts:
         if len(by_id) > self.size:  # dicts keep insertion order: the oldest goes
             del by_id[next(iter(by_id))]
 
+    def remember(self, example: Mapping[str, Any]) -> bool:
+        """Keep a message of ``training-examples`` if it is a ``decision`` example
+        (``schemas/training-example.v1.json``); whether it was one."""
+        if example.get("kind") != "decision":
+            return False
+        x, base, served = example["x"], float(example["base"]), example.get("served")
+        self.add(example["decision_id"], x, base, served)
+        return True
+
     def take(
         self, decision_id: str | None
     ) -> tuple[Mapping[str, float], float, float | None] | None:

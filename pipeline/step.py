@@ -299,7 +299,7 @@ def _context(action: Action, x: Mapping[str, float], inp: StepInputs) -> bytes:
     """A decision example: the features, base propensity and served propensity (the one
     arbitration used) an action was sent with, for the learner to join with its outcome
     (``pipeline.response.DecisionContexts``) and to measure the propensities served."""
-    spec = next((a for a in inp.playbook.actions if a.id == action.action), None)
+    spec = inp.playbook.action(action.action)
     base = base_propensity(spec, action.explanation["scores"])[0] if spec else 0.5
     terms = action.explanation["arbitration"].get(action.action, {})
     doc = {"kind": "decision", "decision_id": action.decision_id, "action": action.action}
