@@ -30,6 +30,8 @@ from pipeline.response import DecisionContexts, ResponseModels
 
 __all__ = ["Learners"]
 
+MAX_ACTIONS = 500  # actions whose response quality is exported (bounds the label set)
+
 
 class Learners:
     """One ``Learner`` per intent seen on this worker's partitions."""
@@ -42,8 +44,10 @@ class Learners:
         self.learners: dict[str, Learner] = {}
         self.responses: ResponseModels | None = None
         self.contexts = DecisionContexts()
-        # (propensity arbitration used, outcome) of the last 10,000 joined outcomes
+        # (propensity arbitration used, outcome) of the last 10,000 joined outcomes, and
+        # of each action's last 2,000 (at most MAX_ACTIONS actions tracked)
         self.response_served: deque[tuple[float, bool]] = deque(maxlen=10_000)
+        self.served_by_action: dict[str, deque[tuple[float, bool]]] = {}
         self._resp_since, self._resp_last = 0, 0.0
 
     async def agent(self, stream: faust.StreamT[bytes]) -> None:
@@ -82,6 +86,11 @@ class Learners:
         self.responses.learn(ex["action"], y, x, base)
         if served is not None:
             self.response_served.append((served, y))
+            window = self.served_by_action.get(ex["action"])
+            if window is None and len(self.served_by_action) < MAX_ACTIONS:
+                window = self.served_by_action[ex["action"]] = deque(maxlen=2_000)
+            if window is not None:
+                window.append((served, y))
         self.metrics.response_contexts.labels(str(context is not None).lower()).inc()
         self.metrics.examples.labels("response", str(y).lower()).inc()
         self._resp_since += 1
@@ -95,6 +104,9 @@ class Learners:
         await self.models_topic.send(key=b"response", value=raw)
         for name, value in served_quality(self.response_served).items():
             self.metrics.model_quality.labels("response", name).set(value)
+        for action, window in self.served_by_action.items():
+            for name, value in served_quality(window).items():
+                self.metrics.response_quality.labels(action, name).set(value)
         self.metrics.snapshots_published.labels("response").inc()
 
     def _start(self, intent: str) -> Learner:

@@ -57,6 +57,7 @@ class Metrics:
     examples: Counter
     response_contexts: Counter
     model_quality: Gauge
+    response_quality: Gauge
     model_training_quality: Gauge
     snapshots_published: Counter
     merges: Counter
@@ -159,6 +160,14 @@ class Metrics:
                 "log_loss, calibration_error (set at each snapshot); intent=response: the "
                 "propensities arbitration used for the actions sent, against their outcomes.",
                 ["intent", "metric"],
+                registry=registry,
+            ),
+            response_quality=Gauge(
+                f"{prefix}_response_model_quality",
+                "Quality of each action's response model as served: the propensities "
+                "arbitration used for the action's sends against their outcomes, over the "
+                "action's last 2,000 joined outcomes (set at each response snapshot).",
+                ["action", "metric"],
                 registry=registry,
             ),
             model_training_quality=Gauge(

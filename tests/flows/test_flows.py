@@ -290,6 +290,11 @@ async def test_the_learner_joins_an_outcome_with_the_features_of_its_decision(
     assert registry.get_sample_value("baton_model_quality", quality) == pytest.approx(
         -math.log(served)
     )
+    per_action = {"action": "proactive_support", "metric": "log_loss"}
+    assert registry.get_sample_value("baton_response_model_quality", per_action) == pytest.approx(
+        -math.log(served)
+    )
+    assert list(learners.served_by_action) == ["proactive_support"]
     assert len(learners.contexts) == len([d for d in docs if d["kind"] == "decision"]) - 1
 
 

@@ -83,3 +83,60 @@ def test_points_without_a_model_carry_no_served_score(tmp_path: Path) -> None:
     learner = Learner("purchase", every=10, interval_s=60.0)
     learner.learn(example["x"], example["y"], example.get("served"))
     assert len(learner.served) == 0 and len(learner.pairs) == 1
+
+
+async def test_each_response_model_is_measured_on_its_own_sends() -> None:
+    """Two actions: one whose served propensities rank its responders, one whose
+    propensities rank them backwards. Each action's gauge must equal the ROC-AUC of
+    its own (served, outcome) pairs, computed here; the pooled gauge mixes both."""
+    from prometheus_client import CollectorRegistry
+
+    from agents.learning import Learners
+    from agents.metrics import Metrics
+    from agents.models import ModelRegistry
+    from agents.settings import Settings
+
+    class Topic:
+        async def send(self, key: bytes, value: bytes) -> None:
+            pass
+
+    s, registry = Settings(snapshot_every=1_000_000), CollectorRegistry()
+    learners = Learners(
+        s,
+        Metrics.create(registry),
+        ModelRegistry(s, Metrics.create(CollectorRegistry())),
+        models_topic=Topic(),
+    )
+    rng, pairs = random.Random(3), {"good": [], "bad": []}
+    for i in range(400):
+        action = "good" if i % 2 else "bad"
+        served = rng.uniform(0.05, 0.6)
+        y = rng.random() < (served if action == "good" else 0.65 - served)
+        pairs[action].append((served, y))
+        decision = {
+            "kind": "decision",
+            "decision_id": f"d{i}",
+            "action": action,
+            "x": {"session_events": 1.0},
+            "base": 0.3,
+            "served": served,
+        }
+        await learners.one(decision)
+        await learners.one({"kind": "response", "decision_id": f"d{i}", "action": action, "y": y})
+    await learners.publish_due(1e12)
+    gauge = "baton_response_model_quality"
+    for action, got in pairs.items():
+        want = auc([p for p, _ in got], [y for _, y in got])
+        value = registry.get_sample_value(gauge, {"action": action, "metric": "roc_auc"})
+        assert value == pytest.approx(want, abs=1e-12), action
+    pooled = registry.get_sample_value(
+        "baton_model_quality", {"intent": "response", "metric": "roc_auc"}
+    )
+    every = pairs["good"] + pairs["bad"]
+    assert pooled == pytest.approx(auc([p for p, _ in every], [y for _, y in every]))
+    good, bad = (
+        registry.get_sample_value(gauge, {"action": a, "metric": "roc_auc"})
+        for a in ("good", "bad")
+    )
+    assert good is not None and bad is not None and good > 0.6 > 0.4 > bad
+    print(f"response ROC-AUC: good {good:.3f}, bad {bad:.3f}, pooled {pooled:.3f}")
