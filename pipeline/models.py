@@ -34,6 +34,7 @@ from river import compose, linear_model, optim, preprocessing, utils
 __all__ = [
     "INTENTS",
     "IntentModel",
+    "Linear",
     "SnapshotError",
     "load_logit_params",
     "logit_params",
@@ -64,6 +65,7 @@ class IntentModel:
         self.intent, self.lr, self.l2, self.seed = intent, lr, l2, seed
         self.version = 0
         self.pipeline = self._fresh()
+        self._linear: Linear | None = None  # compiled on the first predict after a learn
 
     def _fresh(self) -> compose.Pipeline:
         # zero-initialised weights: the model is deterministic; ``seed`` is kept for
@@ -75,12 +77,16 @@ class IntentModel:
         return IntentModel(self.intent, self.lr, self.l2, self.seed)
 
     def predict(self, x: Mapping[str, float]) -> float:
-        """Probability of the intent. Unknown features are ignored until learned."""
-        p = self.pipeline.predict_proba_one(dict(x)).get(True, 0.5)
-        return float(p)
+        """Probability of the intent (river's, to 1e-12: ``Linear``). Unknown features
+        are ignored until learned."""
+        linear = self._linear
+        if linear is None:
+            linear = self._linear = Linear.of(self.pipeline)
+        return linear.prob(x)
 
     def learn(self, x: Mapping[str, float], y: bool) -> None:
         self.pipeline.learn_one(dict(x), bool(y))
+        self._linear = None
         self.version += 1
 
     # -- snapshot ---------------------------------------------------------------------------
@@ -109,6 +115,65 @@ class IntentModel:
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise SnapshotError(f"malformed snapshot: {exc!r}") from exc
         return model
+
+
+class Linear:
+    """A ``logit_pipeline``'s prediction folded into one weighted sum: each feature's
+    weight divided by its scaler's standard deviation, so a score is one pass over the
+    model's features, without the scaled copy of ``x`` river builds (a third of the
+    cost of scoring three intents per event). Equal to river's ``predict_proba_one`` to
+    rounding (1e-12, tested): a feature the scaler has no variance for, or that is
+    missing from ``x``, adds nothing; the logit is clamped at ±30 as river's sigmoid is.
+
+    >>> pipe = logit_pipeline(0.1)
+    >>> for i in range(20):
+    ...     pipe.learn_one({"a": float(i % 3), "b": 1.0}, i % 3 == 2)
+    >>> x = {"a": 2.0, "b": 1.0, "new": 5.0}
+    >>> abs(Linear.of(pipe).prob(x) - pipe.predict_proba_one(x)[True]) < 1e-12
+    True
+    """
+
+    __slots__ = ("intercept", "terms")
+
+    def __init__(self, terms: tuple[tuple[str, float, float], ...], intercept: float) -> None:
+        self.terms, self.intercept = terms, intercept  # (feature, weight / std, mean)
+
+    @classmethod
+    def of(cls, pipeline: compose.Pipeline) -> Linear:
+        sc, lr = pipeline["StandardScaler"], pipeline["LogisticRegression"]
+        means, variances = sc.means, sc.vars
+        terms = tuple(
+            (name, float(w) / variances[name] ** 0.5, means[name])
+            for name, w in dict(lr._weights).items()
+            if variances.get(name) and w
+        )
+        return cls(terms, float(lr.intercept))
+
+    def logit(self, x: Mapping[str, float]) -> float:
+        z = self.intercept
+        get = x.get
+        for name, k, mean in self.terms:
+            v = get(name)
+            if v is not None:
+                z += k * (v - mean)
+        return z
+
+    def prob(self, x: Mapping[str, float], extra: float = 0.0) -> float:
+        """The probability for features ``x``; ``extra`` is added to the logit (a term
+        the caller computed, as the response models' base propensity)."""
+        z = self.logit(x) + extra
+        if z < -30.0:
+            return 0.0
+        if z > 30.0:
+            return 1.0
+        return 1.0 / (1.0 + math.exp(-z))
+
+    def term(self, name: str, value: float) -> float:
+        """One feature's contribution to the logit, for a feature kept outside ``x``."""
+        for n, k, mean in self.terms:
+            if n == name:
+                return k * (value - mean)
+        return 0.0
 
 
 def logit_pipeline(lr: float, l2: float = 0.0) -> compose.Pipeline:

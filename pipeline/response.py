@@ -40,7 +40,13 @@ from typing import Any, Final
 import orjson
 from river import compose, proba
 
-from pipeline.models import SnapshotError, load_logit_params, logit_params, logit_pipeline
+from pipeline.models import (
+    Linear,
+    SnapshotError,
+    load_logit_params,
+    logit_params,
+    logit_pipeline,
+)
 
 __all__ = [
     "CONTEXT_LR",
@@ -75,6 +81,7 @@ class ResponseModels:
     def __init__(self) -> None:
         self.arms: dict[str, proba.Beta] = {}
         self.context: dict[str, tuple[compose.Pipeline, list[int]]] = {}  # model, [learned]
+        self._linear: dict[str, Linear] = {}  # compiled contextual models (``Linear``)
         self.version = 0
 
     def learn(
@@ -96,6 +103,7 @@ class ResponseModels:
                 entry = self.context[action] = (logit_pipeline(CONTEXT_LR), [0])
             entry[0].learn_one(_row(x, base), bool(success))
             entry[1][0] += 1
+            self._linear.pop(action, None)
         self.version += 1
 
     def outcomes(self, action: str) -> int:
@@ -113,8 +121,11 @@ class ResponseModels:
         """The response probability: the contextual model's for features ``x`` (and the
         base propensity ``base``) once it has learned enough, else the Beta mean."""
         if x is not None and self.contextual(action):
-            p = self.context[action][0].predict_proba_one(_row(x, base)).get(True, 0.5)
-            return float(p)
+            linear = self._linear.get(action)
+            if linear is None:
+                linear = self._linear[action] = Linear.of(self.context[action][0])
+            b = base_logit(0.5 if base is None else base)
+            return linear.prob(x, linear.term("base_logit", b))
         arm = self.arms.get(action)
         return 0.5 if arm is None else arm.alpha / (arm.alpha + arm.beta)
 

@@ -62,6 +62,23 @@ class TestModelContract:
         m = fitted(model)
         assert m.predict({"cart_value": 95.0}) > m.predict({"cart_value": 5.0})
 
+    def test_predicts_what_river_predicts(self, model: IntentModel) -> None:
+        """``predict`` is the folded ``Linear`` form; river's pipeline is the reference:
+        rare, missing, never-seen and extreme features, and after every learn."""
+        m = model.clone()
+        probe = [x for x, _ in stream(6, 40)] + [
+            {},
+            {"never_seen": 3.0},
+            {"cart_value": 1e6},
+            {"cart_value": -1e6, "session_events": 2.0},
+        ]
+        for i, (x, y) in enumerate(stream(7, 200)):
+            if i % 20 == 0:
+                for q in probe:
+                    river = m.pipeline.predict_proba_one(dict(q)).get(True, 0.5)
+                    assert m.predict(q) == pytest.approx(river, abs=1e-12), (i, q)
+            m.learn(x, y)
+
     def test_snapshot_round_trip_is_exact(self, model: IntentModel) -> None:
         m = fitted(model)
         snap = orjson.loads(orjson.dumps(m.snapshot()))  # through JSON, as on a topic

@@ -43,6 +43,21 @@ def test_contextual_model_predicts_for_the_situation() -> None:
     assert back.mean("cart", {"cart_value": 200.0}, 0.2) == full and back.contextual("cart")
 
 
+def test_contextual_prediction_is_rivers() -> None:
+    """``mean`` scores with the folded ``Linear`` form of the action's river pipeline."""
+    from pipeline.response import _row
+
+    rng, rm = random.Random(4), ResponseModels()
+    for i in range(CONTEXT_MIN + 100):
+        x = {"cart_value": rng.uniform(0, 50), "session_events": float(rng.randrange(9))}
+        base = rng.uniform(0.01, 0.9)
+        rm.learn("a", rng.random() < base, x, base)
+        if i >= CONTEXT_MIN and i % 10 == 0:
+            for b in (None, 0.0, base, 1.0):
+                river = rm.context["a"][0].predict_proba_one(_row(x, b))[True]
+                assert rm.mean("a", x, b) == pytest.approx(river, abs=1e-12)
+
+
 def test_contextual_model_waits_for_enough_outcomes_and_old_snapshots_load() -> None:
     rm = trained(CONTEXT_MIN - 1)
     assert not rm.contextual("cart")
