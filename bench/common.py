@@ -14,7 +14,7 @@ from typing import Any
 
 from agents.localkafka import LocalKafka
 
-__all__ = ["broker", "on_broker", "report", "save"]
+__all__ = ["broker", "on_broker", "report", "save", "trained_models"]
 
 
 @contextlib.contextmanager
@@ -28,6 +28,46 @@ def broker(workdir: Path) -> Iterator[str]:
         yield kafka.start()
     finally:
         kafka.cleanup()
+
+
+def trained_models(examples: int = 3_000, seed: int = 3) -> dict[str, Any]:
+    """An ``IntentModel`` per intent, trained on the pure core's replay of simulated
+    shoppers (features of each state after its event; purchase, and for the other
+    intents an event-type proxy), so a benchmark's worker scores every event as a
+    deployed one does. Returns intent -> model."""
+    from pipeline.events import DecodeConfig, Decoder, Event
+    from pipeline.features import features
+    from pipeline.fold import apply
+    from pipeline.models import INTENTS, IntentModel
+    from pipeline.simulator import SimConfig, Simulator
+    from pipeline.state import CustomerState, StateConfig
+
+    t0 = 1e9
+    sim, dec, cfg = (
+        Simulator(SimConfig(customers=300, seed=seed), start=t0),
+        Decoder(DecodeConfig()),
+        StateConfig(),
+    )
+    models = {i: IntentModel(i) for i in INTENTS}
+    states: dict[str, CustomerState] = {}
+    label = {
+        "purchase": {"purchase"},
+        "churn": {"page_view"},
+        "support": {"ticket_opened", "chat", "call"},
+    }
+    second, learned = 0, 0
+    while learned < examples and second < 100_000:
+        second += 1
+        for m in sim.due(t0 + second):
+            e = dec.decode(m.value, t0 + second)
+            if not isinstance(e, Event):
+                continue
+            s = states[e.key] = apply(states.get(e.key), e, cfg).state
+            x = features(s, e.event_time)
+            for intent, model in models.items():
+                model.learn(x, e.event_type in label[intent])
+            learned += 1
+    return models
 
 
 def save(path: Path | None, result: Any) -> None:

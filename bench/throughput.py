@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import statistics
 import subprocess
@@ -42,7 +43,8 @@ from agents.demo import scrape, start_worker, stop_worker, wait_healthy
 from agents.localkafka import free_port
 from agents.settings import Settings
 from agents.topics import create_topics
-from bench.common import on_broker
+from bench.common import on_broker, trained_models
+from pipeline.models import IntentModel, sign
 from pipeline.simulator import event_doc
 
 __all__ = ["main"]
@@ -272,15 +274,26 @@ KINDS = ("page_view", "product_view", "add_to_cart", "product_view", "page_view"
 
 
 async def preload(s: Settings, events: list[tuple[int, str]], now: float) -> None:
-    """Baton's topics, and the events with its traffic mix (``KINDS``) on
-    ``events.clickstream``, keyed by customer."""
+    """Baton's topics, a signed snapshot of each intent model (``bench_models``: the worker
+    scores every event, as a deployed one with its learners' models does), and the
+    events with its traffic mix (``KINDS``) on ``events.clickstream``, keyed by
+    customer."""
     kinds = KINDS
     await create_topics(s)
+    key = s.model_signing_key.get_secret_value().encode()
+    models = [
+        (s.topic("models"), i.encode(), sign(m.snapshot(), key)) for i, m in bench_models().items()
+    ]
     topic = s.topic("events.clickstream")
     await produce_all(
         s.kafka_bootstrap,
-        [(topic, c.encode(), event(i, kinds[i % 5], now, c)) for i, c in events],
+        models + [(topic, c.encode(), event(i, kinds[i % 5], now, c)) for i, c in events],
     )
+
+
+@functools.cache
+def bench_models() -> dict[str, IntentModel]:
+    return trained_models()
 
 
 async def faust_floor(
@@ -375,6 +388,10 @@ async def baton_workers(
         for proc in procs:
             stop_worker(proc)
         raise
+    for m in metrics:  # the figures are of a worker that scored its events
+        scored = {dict(k).get("intent") for k, v in m.get("baton_model_version", {}).items() if v}
+        if not set(bench_models()) <= scored:
+            raise RuntimeError(f"the worker loaded models for {sorted(scored)} only")
     records = sum(sum(m.get("baton_changelog_records_total", {}).values()) for m in metrics)
     return eps, procs, records / len(events), cpu_us
 
