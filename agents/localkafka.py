@@ -105,18 +105,23 @@ class SaslSsl:
         return [f"--add-scram=SCRAM-SHA-512=[name={u},password={p}]" for u, p in self.users]
 
 
-def _properties(data: Path, port: int, cport: int, secure: SaslSsl | None = None) -> str:
+def _properties(
+    data: Path, port: int, cport: int, secure: SaslSsl | None = None, node: int = 1
+) -> str:
+    """Node 1 is broker and controller (``cport`` its controller port); another node is a
+    broker only, whose controller is node 1 on ``cport``."""
     listeners = f"PLAINTEXT://127.0.0.1:{port}"
     protocols = "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
     if secure is not None:
         listeners += f",SASL_SSL://127.0.0.1:{secure.port}"
         protocols += ",SASL_SSL:SASL_SSL"
+    own = f"{listeners},CONTROLLER://127.0.0.1:{cport}" if node == 1 else listeners
     return "\n".join(
         [
-            "process.roles=broker,controller",
-            "node.id=1",
+            f"process.roles={'broker,controller' if node == 1 else 'broker'}",
+            f"node.id={node}",
             f"controller.quorum.voters=1@127.0.0.1:{cport}",
-            f"listeners={listeners},CONTROLLER://127.0.0.1:{cport}",
+            f"listeners={own}",
             f"advertised.listeners={listeners}",
             "controller.listener.names=CONTROLLER",
             f"listener.security.protocol.map={protocols}",
@@ -137,8 +142,14 @@ def _properties(data: Path, port: int, cport: int, secure: SaslSsl | None = None
     )
 
 
+def _cluster_id() -> str:
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
 class LocalKafka:
-    """One Kafka broker process; ``start()`` returns its bootstrap address."""
+    """One Kafka broker process; ``start()`` returns its bootstrap address. With
+    ``joins``, a broker-only node (``node`` > 1) of the cluster whose controller is that
+    started node: a cluster of several brokers on loopback (the fault tests)."""
 
     def __init__(
         self,
@@ -147,8 +158,14 @@ class LocalKafka:
         heap: str = "768m",
         port: int | None = None,
         secure: SaslSsl | None = None,
+        joins: LocalKafka | None = None,
+        node: int = 1,
     ) -> None:
-        self.secure = secure
+        if (joins is None) != (node == 1):
+            raise ValueError("node 1 is the controller; every other node joins one")
+        self.secure, self.joins, self.node = secure, joins, node
+        self.cport: int = joins.cport if joins is not None else free_port()
+        self.cluster: str = joins.cluster if joins is not None else _cluster_id()
         self._own_dir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="baton-kafka-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -186,7 +203,7 @@ class LocalKafka:
         libs = ensure_jars(self.version)
         data = self.workdir / "data"
         config = self.workdir / "server.properties"
-        config.write_text(_properties(data, self.port, free_port(), self.secure))
+        config.write_text(_properties(data, self.port, self.cport, self.secure, self.node))
         if not (data / "meta.properties").exists():
             self._format(libs, config)
         with self.log_path.open("ab") as log:
@@ -201,13 +218,12 @@ class LocalKafka:
         return self.bootstrap
 
     def _format(self, libs: Path, config: Path) -> None:
-        cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         # "--cluster-id=" form: a random id may start with "-", which argparse takes for a flag
         cmd = self._java(
             libs,
             "kafka.tools.StorageTool",
             "format",
-            f"--cluster-id={cluster}",
+            f"--cluster-id={self.cluster}",
             f"--config={config}",
             *(self.secure.format_args() if self.secure is not None else []),
         )

@@ -11,9 +11,19 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
 
-async def produce(bootstrap: str, messages: Iterable[tuple[str, bytes | None, bytes]]) -> int:
-    """Send (topic, key, value) messages and wait until all are acknowledged."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
+async def produce(
+    bootstrap: str,
+    messages: Iterable[tuple[str, bytes | None, bytes]],
+    request_timeout_ms: int = 40_000,
+) -> int:
+    """Send (topic, key, value) messages and wait until all are acknowledged (each send
+    waits up to ``request_timeout_ms`` for its partition's leader)."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        linger_ms=5,
+        acks="all",
+        request_timeout_ms=request_timeout_ms,
+    )
     await producer.start()
     try:
         futures = [await producer.send(t, v, key=k) for t, k, v in messages]
