@@ -293,7 +293,8 @@ async def preload(s: Settings, events: list[tuple[int, str]], now: float) -> Non
 
 @functools.cache
 def bench_models() -> dict[str, IntentModel]:
-    return trained_models()
+    now = time.time()
+    return trained_models([event(i, KINDS[i % 5], now, f"m-{i % 500}") for i in range(5_000)])
 
 
 async def faust_floor(
