@@ -173,7 +173,8 @@ def _on_event(
     served = {i: (p, scores[1][i]) for i, p in scores[0].items() if i in scores[1]}
     labelled, examples = label_event(state, applied.state, event, cfg.labels, x, served)
     decision = _decide(labelled, t, Trigger("event", event.event_id), event, inp, x, scores)
-    return _commit(key, decision, examples, inp, t, counts=(f"event:{event.event_type}",), x=x)
+    counts = (f"event:{event.event_type}",)
+    return _commit(key, decision, examples, inp, t, counts=counts, x=x, scores=scores[0])
 
 
 def _decide(
@@ -194,10 +195,11 @@ def _on_tick(key: bytes, state: CustomerState, m: Tick, inp: StepInputs) -> Step
     now = m.at
     labelled, examples = label_timeout(state, now, inp.config.labels)
     x = features(labelled, now)
-    decision = _decide(labelled, now, Trigger("timer"), None, inp, x)
+    scored = inp.score(x)
+    decision = _decide(labelled, now, Trigger("timer"), None, inp, x, scored)
     if decision.action is None and not examples and not decision.outcomes:
         return Step(state, reschedule=True, due=due(state, inp, now))
-    return _commit(key, decision, examples, inp, now, x=x)
+    return _commit(key, decision, examples, inp, now, x=x, scores=scored[0])
 
 
 def _on_feedback(
@@ -275,8 +277,10 @@ def _commit(
     dead: tuple[Dead, ...] = (),
     counts: tuple[str, ...] = (),
     x: Mapping[str, float] | None = None,
+    scores: Mapping[str, float] | None = None,
 ) -> Step:
-    """Write the state once, send the action (if any) and the examples, reschedule."""
+    """Write the state once, send the action (if any) and the examples, reschedule.
+    ``x`` and ``scores``: the features and intent scores the action was decided with."""
     state = decision.state
     # examples keyed by intent: one partition, so one learner, per intent
     sends = [Send("training-examples", ex.intent.encode(), _dumps(ex)) for ex in examples]
@@ -285,7 +289,9 @@ def _commit(
         topic = "actions" if action.group == "treatment" else "holdout"
         sends.append(Send(topic, key, orjson.dumps(action.to_dict())))
         if action.group == "treatment" and x is not None:
-            sends.append(Send("training-examples", b"response", _context(action, x, inp)))
+            sends.append(
+                Send("training-examples", b"response", _context(action, x, scores or {}, inp))
+            )
     sends += [Send("training-examples", b"response", r) for r in _responses(decision.outcomes)]
     when = due(state, inp, now)
     return Step(state, True, decision, tuple(sends), dead, True, when, counts)
@@ -295,12 +301,14 @@ def _dumps(ex: Example) -> bytes:
     return orjson.dumps(ex.to_dict())
 
 
-def _context(action: Action, x: Mapping[str, float], inp: StepInputs) -> bytes:
+def _context(
+    action: Action, x: Mapping[str, float], scores: Mapping[str, float], inp: StepInputs
+) -> bytes:
     """A decision example: the features, base propensity and served propensity (the one
     arbitration used) an action was sent with, for the learner to join with its outcome
     (``pipeline.response.DecisionContexts``) and to measure the propensities served."""
     spec = inp.playbook.action(action.action)
-    base = base_propensity(spec, action.explanation["scores"])[0] if spec else 0.5
+    base = base_propensity(spec, scores)[0] if spec else 0.5  # unrounded, as arbitrated
     terms = action.explanation["arbitration"].get(action.action, {})
     doc = {"kind": "decision", "decision_id": action.decision_id, "action": action.action}
     served = {"served": terms["propensity"]} if "propensity" in terms else {}
