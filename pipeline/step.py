@@ -184,9 +184,9 @@ def _decide(
     event: Event | None,
     inp: StepInputs,
     x: Mapping[str, float],
-    scored: tuple[dict[str, float], dict[str, int]] | None = None,
+    scored: tuple[dict[str, float], dict[str, int]],
 ) -> Decision:
-    scores, versions = scored if scored is not None else inp.score(x)
+    scores, versions = scored
     policy = Inputs(inp.playbook, scores, versions, inp.responses, inp.volume, inp.volume_share)
     return decide(state, now, trigger, event, policy, x)
 
