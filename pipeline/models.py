@@ -133,13 +133,21 @@ class Linear:
     True
     """
 
-    __slots__ = ("intercept", "terms")
+    __slots__ = ("apart", "intercept", "terms")
 
-    def __init__(self, terms: tuple[tuple[str, float, float], ...], intercept: float) -> None:
+    def __init__(
+        self,
+        terms: tuple[tuple[str, float, float], ...],
+        intercept: float,
+        apart: tuple[float, float] = (0.0, 0.0),
+    ) -> None:
         self.terms, self.intercept = terms, intercept  # (feature, weight / std, mean)
+        self.apart = apart  # (weight / std, mean) of the feature kept out of ``x``
 
     @classmethod
-    def of(cls, pipeline: compose.Pipeline) -> Linear:
+    def of(cls, pipeline: compose.Pipeline, apart: str | None = None) -> Linear:
+        """The folded form of ``pipeline``; ``apart``: a feature the caller gives to
+        ``prob`` as a value rather than in ``x`` (the response models' base logit)."""
         sc, lr = pipeline["StandardScaler"], pipeline["LogisticRegression"]
         means, variances = sc.means, sc.vars
         terms = tuple(
@@ -147,7 +155,9 @@ class Linear:
             for name, w in dict(lr._weights).items()
             if variances.get(name) and w
         )
-        return cls(terms, float(lr.intercept))
+        kept = tuple(t for t in terms if t[0] != apart)
+        held = [(k, mean) for name, k, mean in terms if name == apart]
+        return cls(kept, float(lr.intercept), held[0] if held else (0.0, 0.0))
 
     def logit(self, x: Mapping[str, float]) -> float:
         z = self.intercept
@@ -158,22 +168,18 @@ class Linear:
                 z += k * (v - mean)
         return z
 
-    def prob(self, x: Mapping[str, float], extra: float = 0.0) -> float:
-        """The probability for features ``x``; ``extra`` is added to the logit (a term
-        the caller computed, as the response models' base propensity)."""
-        z = self.logit(x) + extra
+    def prob(self, x: Mapping[str, float], apart: float | None = None) -> float:
+        """The probability for features ``x``, and the value of the feature kept apart
+        (``of(..., apart=name)``), if any."""
+        z = self.logit(x)
+        if apart is not None:
+            k, mean = self.apart
+            z += k * (apart - mean)
         if z < -30.0:
             return 0.0
         if z > 30.0:
             return 1.0
         return 1.0 / (1.0 + math.exp(-z))
-
-    def term(self, name: str, value: float) -> float:
-        """One feature's contribution to the logit, for a feature kept outside ``x``."""
-        for n, k, mean in self.terms:
-            if n == name:
-                return k * (value - mean)
-        return 0.0
 
 
 def logit_pipeline(lr: float, l2: float = 0.0) -> compose.Pipeline:

@@ -123,9 +123,9 @@ class ResponseModels:
         if x is not None and self.contextual(action):
             linear = self._linear.get(action)
             if linear is None:
-                linear = self._linear[action] = Linear.of(self.context[action][0])
-            b = base_logit(0.5 if base is None else base)
-            return linear.prob(x, linear.term("base_logit", b))
+                model = self.context[action][0]
+                linear = self._linear[action] = Linear.of(model, apart="base_logit")
+            return linear.prob(x, base_logit(0.5 if base is None else base))
         arm = self.arms.get(action)
         return 0.5 if arm is None else arm.alpha / (arm.alpha + arm.beta)
 
