@@ -163,7 +163,7 @@ class LocalKafka:
     ) -> None:
         if (joins is None) != (node == 1):
             raise ValueError("node 1 is the controller; every other node joins one")
-        self.secure, self.joins, self.node = secure, joins, node
+        self.secure, self.node = secure, node
         self.cport: int = joins.cport if joins is not None else free_port()
         self.cluster: str = joins.cluster if joins is not None else _cluster_id()
         self._own_dir = workdir is None
