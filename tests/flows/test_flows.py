@@ -265,13 +265,6 @@ async def test_the_learner_joins_an_outcome_with_the_features_of_its_decision(
     served = a["explanation"]["arbitration"]["proactive_support"]["propensity"]
     assert decision["served"] == served
 
-    class Topic:
-        def __init__(self) -> None:
-            self.sent: list[bytes] = []
-
-        async def send(self, key: bytes, value: bytes) -> None:
-            self.sent.append(key)
-
     s, registry = Settings(snapshot_every=2), CollectorRegistry()
     metrics, topic = Metrics.create(registry), Topic()
     learners = Learners(s, metrics, ModelRegistry(s, metrics), models_topic=topic)
@@ -296,6 +289,16 @@ async def test_the_learner_joins_an_outcome_with_the_features_of_its_decision(
     )
     assert list(learners.served_by_action) == ["proactive_support"]
     assert len(learners.contexts) == len([d for d in docs if d["kind"] == "decision"]) - 1
+
+
+class Topic:
+    """A stand-in for the learner's models topic: the keys sent to it."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    async def send(self, key: bytes, value: bytes) -> None:
+        self.sent.append(key)
 
 
 def test_duplicates_and_late_events(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ import pytest
 from pipeline.evaluation import auc
 from pipeline.learning import Learner
 from pipeline.models import IntentModel, sign
-from tests.flows.test_flows import Shop
+from tests.flows.test_flows import Shop, Topic
 
 MIN = 60.0
 
@@ -95,10 +95,6 @@ async def test_each_response_model_is_measured_on_its_own_sends() -> None:
     from agents.metrics import Metrics
     from agents.models import ModelRegistry
     from agents.settings import Settings
-
-    class Topic:
-        async def send(self, key: bytes, value: bytes) -> None:
-            pass
 
     s, registry = Settings(snapshot_every=1_000_000), CollectorRegistry()
     learners = Learners(
