@@ -96,6 +96,15 @@ def latest_by_key(records: Iterable[ConsumerRecord]) -> dict[bytes, bytes | None
     return out
 
 
+def wait_processed(port: int, n: float, timeout: float, every: float = 0.25) -> float:
+    """Poll a worker's processed count until it reaches ``n`` or ``timeout`` seconds
+    pass; returns the last count read."""
+    deadline = time.monotonic() + timeout
+    while processed(port) < n and time.monotonic() < deadline:
+        time.sleep(every)
+    return processed(port)
+
+
 def processed(port: int) -> float:
     """Events a worker has applied so far (its metrics), 0 while it does not answer."""
     from agents.demo import scrape

@@ -26,7 +26,7 @@ from agents.demo import start_worker, stop_worker, wait_healthy
 from agents.localkafka import LocalKafka, free_port
 from bench.soak import rss_mb
 from pipeline.simulator import event_doc
-from tests.kafkaio import changelog_counts, processed, produce
+from tests.kafkaio import changelog_counts, processed, produce, wait_processed
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 CUSTOMERS, EACH, HANG_S = 1000, 20, 8.0
@@ -69,9 +69,7 @@ def test_worker_memory_stays_bounded_while_the_broker_hangs(tmp_path: Path) -> N
                 assert proc.poll() is None, "the worker survives the hang"
         finally:
             broker.proc.send_signal(signal.SIGCONT)
-        deadline = time.monotonic() + 120
-        while processed(port) < len(msgs) and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_processed(port, len(msgs), 120, every=0.2)
         rss.append(rss_mb(proc.pid))
 
         changelog = f"{prefix}worker-customers-changelog"

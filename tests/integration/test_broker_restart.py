@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaProducer
 from agents.demo import start_worker, stop_worker, wait_healthy
 from agents.localkafka import LocalKafka, free_port
 from pipeline.simulator import event_doc
-from tests.kafkaio import changelog_counts, processed
+from tests.kafkaio import changelog_counts, wait_processed
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -88,9 +88,7 @@ def test_worker_survives_a_broker_restart(tmp_path: Path) -> None:
         feeder.join(timeout=seconds + 90)
         assert not feeder.is_alive(), "the producer finished"
         total = sum(sent.values())
-        deadline = time.monotonic() + 120
-        while processed(port) < total and time.monotonic() < deadline:
-            time.sleep(0.5)
+        wait_processed(port, total, 120, every=0.5)
         assert proc.poll() is None, "the worker is still running"
 
         changelog = f"{prefix}worker-customers-changelog"

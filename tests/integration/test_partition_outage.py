@@ -23,23 +23,19 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.partitioner import murmur2
 
 from agents.demo import start_worker, stop_worker, wait_healthy
 from agents.localkafka import LocalKafka, free_port
+from agents.runtime import Partitioner
 from agents.topics import TOPICS
 from pipeline.simulator import event_doc
-from tests.kafkaio import changelog_counts, processed, produce
+from tests.kafkaio import changelog_counts, processed, produce, wait_processed
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 PREFIX, PARTITIONS = "po.", 4
 ON_NODE = {0: [1], 1: [1], 2: [2], 3: [2]}
 EXPECTED = [(0, 1), (1, 1), (2, 2), (3, 2)]  # (partition, leader)
-
-
-def partition(customer: str) -> int:
-    return (murmur2(customer.encode()) & 0x7FFFFFFF) % PARTITIONS
 
 
 async def offsets_on_first_node(bootstrap: str) -> None:
@@ -98,13 +94,6 @@ def events(customers: list[str], n: int) -> list[tuple[str, bytes, bytes]]:
     return [(topic, d["customer_id"].encode(), orjson.dumps(d)) for d in docs]
 
 
-def wait_processed(port: int, n: int, timeout: float) -> float:
-    deadline = time.monotonic() + timeout
-    while processed(port) < n and time.monotonic() < deadline:
-        time.sleep(0.25)
-    return processed(port)
-
-
 def test_partitions_on_a_live_broker_flow_while_another_is_down(tmp_path: Path) -> None:
     first = LocalKafka(tmp_path / "node1")
     b1 = first.start()
@@ -128,8 +117,9 @@ def test_partitions_on_a_live_broker_flow_while_another_is_down(tmp_path: Path) 
         proc = start_worker(env, log)
         wait_healthy(port, proc, timeout=120)
         names = [f"po-{i}" for i in range(400)]
-        live = [c for c in names if partition(c) < 2][:20]  # on node 1
-        away = [c for c in names if partition(c) >= 2][:20]  # on node 2
+        partition = Partitioner(PARTITIONS)  # Kafka's default, as the producers use
+        live = [c for c in names if partition(c.encode()) < 2][:20]  # on node 1
+        away = [c for c in names if partition(c.encode()) >= 2][:20]  # on node 2
         asyncio.run(produce(bootstrap, events(live + away, 0)))
         assert wait_processed(port, 40, 60) == 40
 

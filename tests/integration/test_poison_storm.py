@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 from pipeline.simulator import BAD_KINDS, bad_message, event_doc
-from tests.kafkaio import processed, produce, read_until
+from tests.kafkaio import produce, read_until, wait_processed
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -35,10 +35,7 @@ def valid_events(prefix: str, tag: str, now: float) -> list[tuple[str, bytes, by
 
 
 def drain_rate(port: int, target: float, began: float, timeout: float = 180) -> float:
-    deadline = time.monotonic() + timeout
-    while processed(port) < target and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert processed(port) >= target, "every valid event counted"
+    assert wait_processed(port, target, timeout, every=0.1) >= target, "every valid event counted"
     return VALID / (time.monotonic() - began)
 
 
