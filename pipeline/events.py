@@ -2,7 +2,9 @@
 
 Poison messages are data (STYLE 8): nothing here raises on bad input. Every rejection
 carries a reason code from a closed set (``REASONS``), which becomes a metric label and
-the ``reason`` field of the dead-letter envelope, and a detail string for humans.
+the ``reason`` field of the dead-letter envelope, and a detail string for humans. A valid
+event's e-mail address and phone number leave the decoder as keyed hashes
+(``pipeline.personal``).
 
     >>> dec = Decoder(DecodeConfig())
     >>> dec.decode(b"{nope", now=0.0).reason
@@ -25,6 +27,7 @@ import jsonschema_rs
 import orjson
 
 import schemas
+from pipeline.personal import pseudonymised, scrubbed
 
 __all__ = [
     "REASONS",
@@ -72,12 +75,15 @@ class DecodeConfig:
         max_future_s: event times further ahead of the worker's clock are ``future_timestamp``.
         max_lateness_s: event times further behind are ``too_late``.
         max_depth: deeper nesting of objects and arrays is ``too_deep``.
+        pii_key: the key of the hashes that replace e-mail addresses and phone numbers
+            in a valid event (``pipeline.personal``).
     """
 
     max_bytes: int = 64 * 1024
     max_future_s: float = 600.0
     max_lateness_s: float = 7 * 86400.0
     max_depth: int = 8
+    pii_key: bytes = field(default=b"", repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +229,9 @@ class Decoder:
     def decode(self, raw: bytes | None, now: float) -> Event | Rejected:
         """Decode one message; ``now`` is the worker's clock in epoch seconds."""
         doc = self._parse(raw)
-        return doc if isinstance(doc, Rejected) else self._check(doc, now)
+        if isinstance(doc, Rejected):
+            return doc
+        return self._check(doc, now, raw is not None and b"@" in raw)
 
     def decode_feedback(self, raw: bytes | None, now: float) -> Feedback | Rejected:
         """Decode one feedback message: the same edge checks, then ``feedback.v1``."""
@@ -264,7 +272,7 @@ class Decoder:
             return Rejected("too_deep", f"nesting deeper than {limit} levels")
         return doc
 
-    def _check(self, doc: dict[str, Any], now: float) -> Event | Rejected:
+    def _check(self, doc: dict[str, Any], now: float, at: bool = False) -> Event | Rejected:
         eid = doc.get("event_id") if isinstance(doc.get("event_id"), str) else None
         version = doc.get("schema_version")
         if version not in SUPPORTED_SCHEMA_VERSIONS or isinstance(version, bool):
@@ -280,19 +288,22 @@ class Decoder:
             error = next(self._validator.iter_errors(doc))
             where = "/".join(str(p) for p in error.instance_path) or "(root)"
             return Rejected("schema_violation", f"{where}: {error.message}"[:_MAX_DETAIL], eid)
-        return self._timed(doc, now, eid)
+        return self._timed(doc, now, eid, at)
 
-    def _timed(self, doc: dict[str, Any], now: float, eid: str | None) -> Event | Rejected:
+    def _timed(
+        self, doc: dict[str, Any], now: float, eid: str | None, at: bool
+    ) -> Event | Rejected:
         ts = parse_time(doc["event_time"]) or 0.0  # checked in _check
         if ts > now + self._cfg.max_future_s:
             return Rejected("future_timestamp", f"event_time {ts - now:.0f}s ahead of clock", eid)
         if ts < now - self._cfg.max_lateness_s:
             return Rejected("too_late", f"event_time {now - ts:.0f}s behind clock", eid)
+        props = pseudonymised(doc.get("properties") or {}, self._cfg.pii_key)
         return Event(
             event_id=doc["event_id"],
             event_type=doc["event_type"],
             event_time=ts,
             customer_id=doc.get("customer_id"),
             anonymous_id=doc.get("anonymous_id"),
-            properties=doc.get("properties") or {},
+            properties=scrubbed(props) if at else props,  # an address in other text
         )

@@ -1,8 +1,8 @@
 """Profile, consent and reachability: what a customer told us, kept without raw PII.
 
-E-mail addresses and phone numbers are never stored: ``profile_updated`` and
-``signup`` events have them replaced by a keyed hash (HMAC-SHA256 with a secret key from
-the settings), enough to match and deduplicate, useless to read. Consent is per
+E-mail addresses and phone numbers are never stored: the decoder replaced them by keyed
+hashes (``pipeline.personal``) before the event left ingest; an event folded without
+that step (in-process, or in flight from an older worker) is hashed here. Consent is per
 channel and the newest change wins, whatever order the events arrive in.
 
     >>> from pipeline.events import Event
@@ -17,9 +17,6 @@ channel and the newest change wins, whatever order the events arrive in.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import re
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,6 +24,7 @@ from functools import cache
 from typing import Any
 
 from pipeline.events import Event
+from pipeline.personal import PERSONAL, keyed_hash, pseudonymised
 from pipeline.values import evolve
 
 __all__ = ["CHANNELS", "Profile", "keyed_hash", "merge_profiles", "next_profile"]
@@ -57,18 +55,9 @@ def _plain(v: Any) -> Any:
     return dict(v) if isinstance(v, Mapping) else v
 
 
-def keyed_hash(value: str, key: bytes) -> str:
-    """HMAC-SHA256 of a normalised identifier, 128 bits in hex."""
-    return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()[:32]
-
-
 @cache
 def _zones() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones())
-
-
-def _phone(raw: str) -> str:
-    return re.sub(r"[^0-9+]", "", raw)
 
 
 def next_profile(p: Profile, event: Event, key: bytes) -> Profile:
@@ -79,10 +68,11 @@ def next_profile(p: Profile, event: Event, key: bytes) -> Profile:
     if kind not in ("profile_updated", "signup"):
         return p
     changes: dict[str, Any] = {}
-    if isinstance(props.get("email"), str) and props["email"].strip():
-        changes["email_hash"] = keyed_hash(props["email"].strip().lower(), key)
-    if isinstance(props.get("phone"), str) and _phone(props["phone"]):
-        changes["phone_hash"] = keyed_hash(_phone(props["phone"]), key)
+    if any(k in props for k in PERSONAL):
+        props = pseudonymised(props, key)
+    for name in ("email_hash", "phone_hash"):
+        if isinstance(props.get(name), str):
+            changes[name] = props[name]
     if props.get("timezone") in _zones():
         changes["timezone"] = props["timezone"]
     if props.get("preferred_channel") in CHANNELS:
