@@ -17,7 +17,7 @@ lock: setup ## pin every dependency again from pyproject.toml into requirements.
 	  --python-platform x86_64-unknown-linux-gnu --generate-hashes -o deploy/requirements.runtime.lock --quiet
 
 docs: setup ## write the generated reference pages (docs/configuration.md)
-	.venv/bin/python -c 'from agents.settings import reference; print(reference(), end="")' \
+	.venv/bin/python -c 'from agents.cli import reference; print(reference(), end="")' \
 	  > docs/configuration.md
 
 manifests: setup ## write deploy/kubernetes/prometheusrule.yaml from deploy/prometheus/baton-rules.yml

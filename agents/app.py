@@ -107,7 +107,7 @@ class Baton:
             log.warning("BATON_MODEL_SIGNING_KEY is not set: model snapshots use the default key")
         self.app = _faust_app(s)
         self._declare_topics()
-        record = Recorder(m, s.stage_sample)
+        record = Recorder(m, s.stage_sample, s.deadletter_raw)
         self.runtime = rt = KafkaRuntime(self.app, s, record, self.customers, self.progress)
         self.states, self.held, self.stalls = rt.states, rt.held, rt.stalls
         self.models = ModelRegistry(s, m)

@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import click
+from pydantic import SecretStr
 
 from agents.settings import Settings
 
-__all__ = ["main"]
+__all__ = ["main", "reference"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -293,6 +294,28 @@ def simulate(duration: float, customers: int, seed: int, bad_share: float, chann
     n, player = asyncio.run(both())
     fb = " ".join(f"{k}={v}" for k, v in sorted(player.sent.items())) or "-"
     click.echo(f"produced {n} messages; feedback {fb}")
+
+
+def reference() -> str:
+    """``docs/configuration.md``: every setting, its variable, default and meaning, made
+    from the fields of ``Settings`` (``make docs`` writes it; a test fails when it drifts)."""
+    rows = [
+        "# Configuration",
+        "",
+        "<!-- generated from agents/settings.py by `make docs`: edit the fields there -->",
+        "",
+        "One settings object (`agents.settings.Settings`), read once from the environment at",
+        "start; nothing is read at import time. Secrets are secret types, never logged.",
+        "",
+        "| variable | default | meaning |",
+        "|---|---|---|",
+    ]
+    for name, field in Settings.model_fields.items():
+        d = field.default
+        dev = "a development key (refused unless `BATON_ALLOW_DEV_KEYS`)"
+        shown = dev if isinstance(d, SecretStr) else "-" if d is None else f"`{d}`"
+        rows.append(f"| `BATON_{name.upper()}` | {shown} | {field.description} |")
+    return "\n".join(rows) + "\n"
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import orjson
 from agents.metrics import STAGES, Metrics
 from pipeline.events import Rejected, format_time
 from pipeline.messages import Source
+from pipeline.personal import redacted, redacted_detail
 
 __all__ = ["Outbox", "Recorder", "Timed", "received_at"]
 
@@ -60,8 +61,9 @@ class Recorder:
     ``labels()`` call is ~1.5 µs); the label values are bounded (topics, event types,
     the playbook's actions, the reasons)."""
 
-    def __init__(self, metrics: Metrics, sample: int = 16) -> None:
+    def __init__(self, metrics: Metrics, sample: int = 16, raw: str = "redacted") -> None:
         self.metrics, self.sample, self._n = metrics, sample, 0
+        self.raw = raw  # what a dead letter keeps of the bytes (BATON_DEADLETTER_RAW)
         cache = functools.lru_cache(maxsize=1024)
         self._received, self._events = cache(metrics.received.labels), cache(metrics.events.labels)
         self._actions, self._dead = cache(metrics.actions.labels), cache(metrics.deadletters.labels)
@@ -115,16 +117,22 @@ class Recorder:
     def dead(
         self, key: bytes | None, raw: bytes | None, why: Rejected, src: Source, now: float
     ) -> tuple[str, bytes | None, bytes]:
-        """The dead letter for a rejected message (``schemas/deadletter.v1.json``); its
-        counter moves now."""
+        """The dead letter for a rejected message (``schemas/deadletter.v1.json``), its
+        bytes kept as ``raw`` says (``redacted``: personal data out); its counter moves
+        now."""
         self._dead(why.reason).inc()
+        kept, detail = raw or b"", why.detail
+        if self.raw != "full":
+            kept = redacted(kept) if self.raw == "redacted" else b""
+            detail = redacted_detail(detail)
         envelope: dict[str, Any] = {
             "schema_version": 1,
             "reason": why.reason,
-            "detail": why.detail,
+            "detail": detail,
             "source": {"topic": src[0], "partition": src[1], "offset": src[2]},
             "event_id": why.event_id,
-            "raw_base64": base64.b64encode(raw or b"").decode(),
+            "raw_base64": base64.b64encode(kept).decode(),
+            "raw_kept": self.raw,
             "received_at": format_time(now),
         }
         return ("events.deadletter", key, orjson.dumps(envelope))

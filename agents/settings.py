@@ -19,7 +19,7 @@ from pipeline.playbook import DEFAULT_PATH, Playbook, load_file
 from pipeline.state import StateConfig
 from pipeline.step import StepConfig
 
-__all__ = ["Settings", "reference"]
+__all__ = ["Settings"]
 
 
 _BATCH = (
@@ -276,6 +276,14 @@ class Settings(BaseSettings):
             "set your own in production and keep it stable"
         ),
     )
+    deadletter_raw: Literal["redacted", "full", "none"] = Field(
+        default="redacted",
+        description=(
+            "what a dead letter keeps of the rejected message's bytes: `redacted` (e-mail "
+            "addresses and the `email` and `phone` fields replaced by `[redacted]`), `full` "
+            "or `none`"
+        ),
+    )
     model_signing_key: SecretStr = Field(
         default=SecretStr("baton-development-model-key"),
         description="HMAC key that model snapshots on the `models` topic must be signed with",
@@ -345,7 +353,9 @@ class Settings(BaseSettings):
         return f"{self.topic_prefix}{self.app_id}"
 
     def decode_config(self) -> DecodeConfig:
-        return DecodeConfig(self.max_event_bytes, self.max_future_s, self.max_lateness_s)
+        key = self.pii_hash_key.get_secret_value().encode()
+        s = self
+        return DecodeConfig(s.max_event_bytes, s.max_future_s, s.max_lateness_s, pii_key=key)
 
     def state_config(self) -> StateConfig:
         key = self.pii_hash_key.get_secret_value().encode()
@@ -394,25 +404,3 @@ class Settings(BaseSettings):
                 self.sasl_password.get_secret_value() if self.sasl_password else None
             )
         return kw
-
-
-def reference() -> str:
-    """``docs/configuration.md``: every setting, its variable, default and meaning, made
-    from the fields above (``make docs`` writes it; a test fails when it drifts)."""
-    rows = [
-        "# Configuration",
-        "",
-        "<!-- generated from agents/settings.py by `make docs`: edit the fields there -->",
-        "",
-        "One settings object (`agents.settings.Settings`), read once from the environment at",
-        "start; nothing is read at import time. Secrets are secret types, never logged.",
-        "",
-        "| variable | default | meaning |",
-        "|---|---|---|",
-    ]
-    for name, field in Settings.model_fields.items():
-        d = field.default
-        dev = "a development key (refused unless `BATON_ALLOW_DEV_KEYS`)"
-        shown = dev if isinstance(d, SecretStr) else "-" if d is None else f"`{d}`"
-        rows.append(f"| `BATON_{name.upper()}` | {shown} | {field.description} |")
-    return "\n".join(rows) + "\n"

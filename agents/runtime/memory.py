@@ -81,7 +81,7 @@ class InProcess:
         self.topics: defaultdict[str, list[Record]] = defaultdict(list)
         self.states, self.identities = MemoryStates(), dict[bytes, bytes]()
         self.models, self.playbooks = ModelRegistry(s, m), PlaybookRegistry(s, m)
-        self.record = record = Recorder(m, s.stage_sample)
+        self.record = record = Recorder(m, s.stage_sample, s.deadletter_raw)
         self.due, self.partition_of = DueList(), Partitioner(s.partitions)
         self.decider = Decider(
             self.states,

@@ -75,7 +75,8 @@ def test_rocksdb_tables_hold_bytes_behind_a_cache(tmp_path) -> None:
 def test_the_configuration_reference_is_generated_from_the_settings() -> None:
     from pathlib import Path
 
-    from agents.settings import Settings, reference
+    from agents.cli import reference
+    from agents.settings import Settings
 
     page = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
     assert page.read_text() == reference(), "docs/configuration.md drifted: run `make docs`"
