@@ -39,8 +39,12 @@ _ALL: Final = frozenset(PERSONAL + HASHED)
 
 # a personal field's value in JSON text, whole or not (a string, or any other token)
 _FIELD: Final = re.compile(rb'("(?:email|phone)"\s*:\s*)(?:"(?:[^"\\]|\\.)*"?|[^,}\]\s]+)')
-# an e-mail address anywhere else (a search query, a free-text attribute, broken JSON)
-_ADDRESS: Final = re.compile(rb"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+# an e-mail address anywhere else (a search query, a free-text attribute, broken JSON);
+# a match starts only where a run of local-part characters starts, so a long run without
+# an "@" (an oversized message's padding) is read once, not once per position
+_ADDRESS: Final = re.compile(
+    rb"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
+)
 _ADDRESS_TEXT: Final = re.compile(_ADDRESS.pattern.decode())
 
 

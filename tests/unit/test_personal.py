@@ -3,10 +3,12 @@ keyed hashes, and a dead letter's copy of the bytes is redacted."""
 
 from __future__ import annotations
 
+import time
+
 import orjson
 
 from pipeline.events import DecodeConfig, Decoder, Event
-from pipeline.personal import keyed_hash, pseudonymised, redacted
+from pipeline.personal import keyed_hash, pseudonymised, redacted, scrubbed
 from pipeline.simulator import event_doc
 
 KEY = b"k" * 32
@@ -58,3 +60,17 @@ def test_redaction_reaches_broken_json_and_free_text() -> None:
         redacted(b'{"email": "a\\"b@x.org", "url": "/"}') == b'{"email": "[redacted]", "url": "/"}'
     )
     assert redacted(b"\xff\xfe not utf-8 bob@x.org") == b"\xff\xfe not utf-8 [redacted]"
+
+
+def test_redaction_reads_a_long_run_once() -> None:
+    """An oversized message's padding (a 1 MB run of letters with no address in it) is
+    scanned in one pass: a pattern that restarts at every position of the run took
+    minutes on it and stalled the worker's event loop. The bound is generous (one pass
+    takes milliseconds); a quadratic scan would take hours."""
+    pad = b"x" * 1_000_000
+    raw = b'{"pad": "' + pad + b'", "q": "' + pad + b"@" + pad + b'", "to": "ann@x.org"}'
+    began = time.perf_counter()
+    out = redacted(raw)
+    assert time.perf_counter() - began < 5.0
+    assert out == raw.replace(b"ann@x.org", b"[redacted]")
+    assert scrubbed(pad.decode() + " ann@x.org") == pad.decode() + " [redacted]"
